@@ -1,0 +1,462 @@
+"""From a recipe to a real ``trl.SFTConfig`` and a ready ``trl.SFTTrainer``.
+
+A thin mapping: the tokenizer is loaded and given its template and special tokens, the data is prepared
+(before the model, so data errors never wait on a model load), then the config, the model, the PEFT and
+quantization configs, and the trainer. Failures of the libraries underneath become ``BackendError``.
+Nothing the caller passed in is mutated, except a loaded model, which is trained in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from trl_sft_kit.data.report import DatasetReport
+from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError
+from trl_sft_kit.specs import ModelSpec, thaw
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import SFTConfig, SFTTrainer
+
+    from trl_sft_kit.recipe import SFTRecipe
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_OUTPUT_DIR",
+    "MODEL_ENV",
+    "Compiled",
+    "TrainResult",
+    "compile_recipe",
+    "config_kwargs",
+    "resolve_model",
+]
+
+MODEL_ENV = "TRL_SFT_KIT_MODEL"
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+DEFAULT_OUTPUT_DIR = "outputs/trl_sft"
+
+_LOSS_FLAGS = {
+    "auto": (None, False),
+    "completion_only": (True, False),
+    "assistant_only": (None, True),
+    "all": (False, False),
+}
+
+
+@attrs.frozen
+class Compiled:
+    """A compiled recipe: the real ``SFTConfig``, the ready ``SFTTrainer`` and what the data became."""
+
+    recipe: SFTRecipe
+    config: SFTConfig = attrs.field(repr=False)
+    trainer: SFTTrainer = attrs.field(repr=False)
+    report: DatasetReport
+    model_name: str
+
+    def train(self) -> TrainResult:
+        """Train, save the adapter (or the full model) and the tokenizer, and return the outcome."""
+        try:
+            output = self.trainer.train()
+        except Exception as exc:
+            if isinstance(exc, (KeyboardInterrupt, RecipeError)):
+                raise
+            raise BackendError(f"training failed inside TRL / transformers: {type(exc).__name__}: {exc}") from exc
+        output_dir = Path(self.config.output_dir)
+        self.trainer.save_model(str(output_dir))
+        tokenizer = self.trainer.processing_class
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(output_dir))
+        adapter = output_dir / "adapter_config.json"
+        losses = tuple(
+            float(entry["loss"]) for entry in self.trainer.state.log_history if "loss" in entry and "step" in entry
+        )
+        return TrainResult(
+            metrics=dict(output.metrics),
+            output_dir=output_dir,
+            adapter_path=output_dir if adapter.exists() else None,
+            model_path=None if adapter.exists() else output_dir,
+            losses=losses,
+            global_step=int(output.global_step),
+        )
+
+
+@attrs.frozen
+class TrainResult:
+    """What ``train()`` produced.
+
+    Attributes:
+        metrics: the trainer's final metrics (``train_loss``, ``train_runtime``, ...).
+        output_dir: where everything was written.
+        adapter_path: the folder holding ``adapter_model.safetensors`` when LoRA was used, else None.
+        model_path: the folder holding the full model when no adapter was trained, else None.
+        losses: the logged training losses, in order.
+        global_step: optimisation steps taken.
+    """
+
+    metrics: dict[str, float]
+    output_dir: Path
+    adapter_path: Path | None
+    model_path: Path | None
+    losses: tuple[float, ...]
+    global_step: int
+
+
+# ------------------------------------------------------------------------------------------ mapping
+
+
+def resolve_model(recipe: SFTRecipe) -> tuple[ModelSpec, str]:
+    """The model spec to use and where it came from: the recipe, ``$TRL_SFT_KIT_MODEL``, or the default."""
+    if recipe.model_spec is not None:
+        return recipe.model_spec, "the recipe"
+    from_env = os.environ.get(MODEL_ENV, "").strip()
+    if from_env:
+        return ModelSpec(from_env), f"${MODEL_ENV}"
+    return ModelSpec(DEFAULT_MODEL), "the default"
+
+
+def config_kwargs(recipe: SFTRecipe, *, bf16_capable: bool | None = None) -> dict[str, Any]:
+    """The ``SFTConfig`` keyword arguments a recipe produces (pure: imports nothing heavy).
+
+    Args:
+        recipe: the recipe.
+        bf16_capable: whether the device can train in bf16; when known and the recipe sets neither
+            ``bf16`` nor ``fp16``, bf16 follows it (TRL's default of bf16=True fails on a CPU).
+    """
+    kwargs: dict[str, Any] = {"output_dir": DEFAULT_OUTPUT_DIR, "report_to": "none"}
+    kwargs.update(thaw(dict(recipe.training_fields)))
+    completion_only, assistant_only = _LOSS_FLAGS[recipe.loss_spec.mode]
+    if completion_only is not None:
+        kwargs["completion_only_loss"] = completion_only
+    if assistant_only:
+        kwargs["assistant_only_loss"] = True
+    if recipe.packing_spec is not None:
+        from trl_sft_kit.packing import get_packer
+
+        packer = get_packer(recipe.packing_spec.strategy)
+        kwargs["packing"] = True
+        kwargs["packing_strategy"] = getattr(packer, "trl_strategy", "bfd")
+    if recipe.neftune_spec is not None:
+        kwargs["neftune_noise_alpha"] = float(recipe.neftune_spec.alpha)
+    if recipe.liger_enabled:
+        init = dict(kwargs.get("model_init_kwargs") or {})
+        init["use_kernels"] = True
+        kwargs["model_init_kwargs"] = init
+    if recipe.tokens_spec.eos is not None:
+        kwargs["eos_token"] = recipe.tokens_spec.eos
+    kwargs["dataset_text_field"] = "text"  # canonical text rows always use "text"
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL still sets the old name
+    # to True, which warns. Passing the new name keeps TRL's default without the warning.
+    kwargs.setdefault("activation_checkpointing", True)
+    if bf16_capable is not None and "bf16" not in kwargs and "fp16" not in kwargs:
+        kwargs["bf16"] = bf16_capable
+    return kwargs
+
+
+# ------------------------------------------------------------------------------------------ compile
+
+
+def _require(module: str, *, package: str, extra: str | None, why: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        install = f"pip install 'trl-sft-kit[{extra}]'" if extra else f"pip install {package}"
+        raise MissingDependencyError(
+            f"{why} needs the {package!r} package, which is not installed. Install it with {install}, "
+            "or drop that setting from the recipe.",
+            package=package,
+            extra=extra,
+        )
+
+
+def _import_backend() -> None:
+    for module, package in (("torch", "torch"), ("transformers", "transformers"), ("trl", "trl"), ("peft", "peft")):
+        _require(module, package=package, extra=None, why="training")
+    try:
+        import trl  # noqa: F401
+    except Exception as exc:
+        raise BackendError(
+            f"TRL is installed but fails to import ({type(exc).__name__}: {exc}). Reinstall it with "
+            "pip install --force-reinstall 'trl>=1.10,<2'."
+        ) from exc
+
+
+def compile_recipe(recipe: SFTRecipe) -> Compiled:
+    """Validate the recipe and build the ``SFTConfig`` and ``SFTTrainer`` it describes.
+
+    Raises:
+        RecipeError: the recipe is inconsistent, or inconsistent with its data.
+        DatasetError: the data cannot be read or converted (see ``trl_sft_kit.errors``).
+        MissingDependencyError: an optional package the recipe needs is missing.
+        BackendError: the model or tokenizer cannot be loaded, or TRL refuses the configuration.
+    """
+    recipe.validate()
+    if recipe.quantization_spec is not None:
+        _require("bitsandbytes", package="bitsandbytes", extra="quantization", why="quantize()")
+    if recipe.liger_enabled:
+        _require("kernels", package="kernels", extra="liger", why="liger()")
+    _import_backend()
+    import torch
+
+    if recipe.liger_enabled and not torch.cuda.is_available():
+        raise RecipeError(
+            "liger() needs a CUDA GPU: Liger's Triton kernels do not run on this machine's CPU. "
+            "Drop .liger() here, or train on a GPU machine."
+        )
+    model_spec, model_origin = resolve_model(recipe)
+    tokenizer = _load_tokenizer(model_spec, model_origin)
+    added_tokens = _apply_tokens(tokenizer, recipe)
+    assert recipe.dataset_spec is not None  # validate() ensures it
+    from trl_sft_kit.data.prepare import prepare_dataset
+
+    dataset, report = prepare_dataset(recipe.dataset_spec, chat=tokenizer.chat_template is not None)
+    _check_data(recipe, report, tokenizer)
+
+    bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    config = _build_config(config_kwargs(recipe, bf16_capable=bf16_capable))
+    model = _load_model(model_spec, model_origin, recipe, config)
+    if added_tokens:
+        model.resize_token_embeddings(len(tokenizer))
+    trainer = _build_trainer(recipe, model, tokenizer, dataset, config, added_tokens)
+    return Compiled(recipe=recipe, config=config, trainer=trainer, report=report, model_name=model_spec.name)
+
+
+def _build_config(kwargs: dict[str, Any]) -> SFTConfig:
+    import warnings
+
+    from trl import SFTConfig
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return SFTConfig(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise RecipeError(f"TRL refused the training settings: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------ tokenizer
+
+
+def _load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+    source = spec.tokenizer if spec.tokenizer is not None else spec.source
+    if isinstance(source, PreTrainedTokenizerBase):
+        return copy.deepcopy(source)
+    if not isinstance(source, str):
+        raise RecipeError(
+            "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) (a loaded tokenizer or a "
+            "path)."
+        )
+    try:
+        return AutoTokenizer.from_pretrained(
+            source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+    except Exception as exc:
+        raise BackendError(_load_failure("tokenizer", source, origin, exc)) from exc
+
+
+def _load_failure(what: str, source: str, origin: str, exc: Exception) -> str:
+    hint = (
+        "Pass a local folder or a hub id with .model(...)"
+        f", or set ${MODEL_ENV}" + (" (no model was chosen, so the default was tried)" if origin == "the default" else "")
+    )
+    return (
+        f"could not load the {what} of {source!r} (taken from {origin}): {type(exc).__name__}: {exc}. "
+        f"If it is a hub id, this machine must be online or have it cached. {hint}."
+    )
+
+
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
+
+
+def read_chat_template(name_or_path: str) -> str:
+    """The text of a chat template given as a bundled TRL name, a ``.jinja`` file, or a tokenizer path.
+
+    Raises:
+        RecipeError: none of the three.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    bundled = _bundled_template_dir() / f"{name_or_path}.jinja"
+    if bundled.is_file():
+        return bundled.read_text(encoding="utf-8")
+    if path.is_dir() or "/" in name_or_path:
+        from transformers import AutoTokenizer
+
+        try:
+            template = AutoTokenizer.from_pretrained(name_or_path).chat_template
+        except Exception as exc:
+            raise RecipeError(
+                f"chat template {name_or_path!r} is neither a file, a template bundled with TRL, nor a loadable "
+                f"tokenizer ({type(exc).__name__}: {exc})."
+            ) from exc
+        if not template:
+            raise RecipeError(f"the tokenizer at {name_or_path!r} has no chat template to take.")
+        return str(template)
+    names = ", ".join(bundled_template_names())
+    raise RecipeError(
+        f"chat template {name_or_path!r} is neither a file, a tokenizer folder, nor a template bundled with "
+        f"TRL ({names})."
+    )
+
+
+def _bundled_template_dir() -> Path:
+    spec = importlib.util.find_spec("trl")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent")
+    return Path(next(iter(spec.submodule_search_locations))) / "chat_templates"
+
+
+def bundled_template_names() -> tuple[str, ...]:
+    """Names of the chat templates shipped inside the installed TRL (found without importing it)."""
+    return tuple(sorted(p.stem for p in _bundled_template_dir().glob("*.jinja")))
+
+
+def _apply_tokens(tokenizer: PreTrainedTokenizerBase, recipe: SFTRecipe) -> list[int]:
+    """Set the chat template, pad and eos tokens on the (copied) tokenizer; return ids of tokens added."""
+    spec = recipe.tokens_spec
+    added: list[int] = []
+    if spec.chat_template is not None:
+        template = read_chat_template(spec.chat_template)
+        tokenizer.chat_template = template
+        vocab = tokenizer.get_vocab()
+        missing = sorted({token for token in _SPECIAL_TOKEN.findall(template) if token not in vocab})
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+            added = [int(tokenizer.convert_tokens_to_ids(token)) for token in missing]
+    vocab = tokenizer.get_vocab()
+    for role, token in (("eos", spec.eos), ("pad", spec.pad)):
+        if token is not None and token not in vocab:
+            raise RecipeError(
+                f"the {role} token {token!r} is not in the tokenizer's vocabulary; choose one of its tokens "
+                f"(e.g. {tokenizer.eos_token!r}) or a chat template that defines it."
+            )
+    if spec.pad is not None:
+        tokenizer.pad_token = spec.pad
+    return added
+
+
+def _check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> None:
+    problems = []
+    mode = recipe.loss_spec.mode
+    if mode == "completion_only" and report.canonical == "text":
+        problems.append(
+            f"loss 'completion_only' needs prompt-completion data, but {report.source} is plain text "
+            f"({report.format!r}); use loss('all') or give prompt/completion rows."
+        )
+    if mode == "assistant_only" and report.canonical != "messages":
+        problems.append(
+            f"loss 'assistant_only' needs conversational data, but {report.source} is {report.format!r}; use "
+            "loss('completion_only') or loss('auto')."
+        )
+    if report.canonical == "messages" and not tokenizer.chat_template:
+        problems.append(
+            f"{report.source} is chat data but the tokenizer has no chat template; choose one with "
+            ".chat_template(<name>) (e.g. 'qwen2_5', 'llama3_2'), a .jinja file, or a tokenizer path."
+        )
+    if problems:
+        raise RecipeError(" ".join(problems), problems=tuple(problems))
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def _quantization_config(recipe: SFTRecipe) -> Any:
+    spec = recipe.quantization_spec
+    if spec is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if spec.bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if spec.compute_dtype == "auto":
+        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        compute = torch.bfloat16 if cuda_bf16 else torch.float32
+    else:
+        compute = getattr(torch, spec.compute_dtype)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=spec.quant_type,
+        bnb_4bit_use_double_quant=spec.double_quant,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConfig) -> PreTrainedModel:
+    if spec.is_loaded:
+        if recipe.quantization_spec is not None:
+            raise RecipeError(
+                "quantize() cannot apply to a model that is already loaded; pass its path to .model() instead, "
+                "or load it quantized yourself."
+            )
+        return spec.source  # type: ignore[no-any-return]
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = dict(config.model_init_kwargs or {})
+    kwargs["dtype"] = spec.dtype
+    if spec.attn_implementation is not None:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    quantization = _quantization_config(recipe)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **kwargs
+        )
+    except Exception as exc:
+        raise BackendError(_load_failure("model", spec.source, origin, exc)) from exc
+
+
+def _lora_config(recipe: SFTRecipe, added_tokens: list[int]) -> Any:
+    spec = recipe.lora_spec
+    if spec is None:
+        return None
+    from peft import LoraConfig
+
+    options = thaw(dict(spec.options))
+    if added_tokens:
+        options.setdefault("trainable_token_indices", {"embed_tokens": added_tokens})
+    target = spec.target_modules if isinstance(spec.target_modules, str) else list(spec.target_modules)
+    try:
+        return LoraConfig(
+            r=spec.r,
+            lora_alpha=spec.alpha,
+            lora_dropout=spec.dropout,
+            target_modules=target,
+            task_type="CAUSAL_LM",
+            **options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"peft refused the LoRA settings: {exc}") from exc
+
+
+def _build_trainer(
+    recipe: SFTRecipe,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    dataset: Dataset,
+    config: SFTConfig,
+    added_tokens: list[int],
+) -> SFTTrainer:
+    from trl import SFTTrainer
+
+    try:
+        return SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=_lora_config(recipe, added_tokens),
+        )
+    except RecipeError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"TRL could not build the trainer: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,100 @@
+"""From a ``DatasetSpec`` to canonical rows: read, rename columns, detect the format, convert, check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from trl_sft_kit.data.report import DatasetReport, SkippedRow
+from trl_sft_kit.data.sources import RawRows, load_rows
+from trl_sft_kit.errors import RowError
+from trl_sft_kit.formats import Detection, FormatOptions, detect_format, get_format
+from trl_sft_kit.specs import DatasetSpec
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["PreparedRows", "convert_rows", "detect_spec_format", "prepare_dataset"]
+
+
+class PreparedRows:
+    """Canonical rows with their report."""
+
+    def __init__(self, rows: list[dict[str, Any]], report: DatasetReport) -> None:
+        self.rows = rows
+        self.report = report
+
+
+def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
+    if not spec.columns:
+        return raw
+    mapping = dict(spec.columns)
+    rows = []
+    for row in raw.rows:
+        if isinstance(row, Mapping):
+            rows.append({mapping.get(key, key): value for key, value in row.items()})
+        else:
+            rows.append(row)
+    return RawRows(raw.name, rows, raw.origins)
+
+
+def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Detection:
+    """Detect (or take the forced) format of already-read rows."""
+    return detect_format(raw.rows, len(raw), options, forced=spec.format, source=raw.name, row_label=raw.label)
+
+
+def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> PreparedRows:
+    """Detect the format and convert every row, stopping at the first bad row or skipping and counting.
+
+    Raises:
+        DatasetFormatError: see ``detect_format``.
+        RowError: a bad row, when ``spec.on_bad_rows == "error"``; names file, line or row, and field.
+    """
+    raw = rename_columns(raw, spec)
+    detection = detect_spec_format(raw, spec, options)
+    detector = get_format(detection.format)
+    rows: list[dict[str, Any]] = []
+    skipped: list[SkippedRow] = []
+    for index, row in enumerate(raw.rows):
+        try:
+            if not isinstance(row, Mapping):
+                raise RowError(f"a row must be a JSON object (got {type(row).__name__}).")
+            rows.append(detector.convert(row, options))
+        except RowError as exc:
+            if spec.on_bad_rows == "skip":
+                skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason))
+                continue
+            raise RowError(
+                f"{exc.reason} (format {detection.format!r}). Fix the row, or pass on_bad_rows='skip' to "
+                "leave such rows out (they are counted and reported).",
+                field=exc.field,
+                **raw.where(index),
+            ) from None
+    report = DatasetReport(
+        source=raw.name,
+        format=detection.format,
+        canonical=detection.canonical,
+        detection=detection.describe(),
+        rows_read=len(raw),
+        rows_kept=len(rows),
+        skipped=tuple(skipped),
+    )
+    if not rows:
+        raise RowError(
+            f"every one of the {len(raw)} rows was bad, so nothing is left to train on; first: {skipped[0]}",
+            path=raw.name,
+        )
+    return PreparedRows(rows, report)
+
+
+def prepare_dataset(spec: DatasetSpec, *, chat: bool) -> tuple[Dataset, DatasetReport]:
+    """Read, detect, convert and validate the spec's data into a ``datasets.Dataset`` of canonical rows.
+
+    Args:
+        spec: the dataset part of a recipe.
+        chat: whether the tokenizer has a chat template (instruction data then becomes conversational).
+    """
+    from datasets import Dataset
+
+    prepared = convert_rows(load_rows(spec), spec, FormatOptions(text_field=spec.text_field, chat=chat))
+    return Dataset.from_list(prepared.rows), prepared.report

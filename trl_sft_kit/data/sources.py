@@ -1,0 +1,255 @@
+"""Reading training data from files, folders, the hub, ``datasets`` objects and in-memory rows.
+
+JSON Lines, JSON and text files are read here, line by line, so that a broken line is reported with its
+file and line number; CSV and Parquet go through ``datasets``. Every source becomes a ``RawRows``: rows in
+order, each able to say where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from trl_sft_kit.errors import DataSourceError, RowError
+from trl_sft_kit.specs import DatasetSpec, InlineRows
+
+__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "load_rows"]
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
+
+
+@attrs.frozen
+class RawRows:
+    """Rows of one source before conversion, with where each came from.
+
+    ``origins[i]`` is ``(path, line)`` for row ``i``: ``line`` is 1-based for line-oriented files and
+    ``None`` otherwise (then errors give the row number within its file).
+    """
+
+    name: str
+    rows: list[Any] = attrs.field(repr=False)
+    origins: list[tuple[str, int | None, int]] = attrs.field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def label(self, index: int) -> str:
+        """``file.jsonl, line 12`` or ``row 12``, for messages."""
+        path, line, row = self.origins[index]
+        where = f"line {line}" if line is not None else f"row {row}"
+        return f"{path}, {where}" if path != self.name else where
+
+    def where(self, index: int) -> dict[str, Any]:
+        """Keyword arguments for ``RowError``: path, row and line of row ``index``."""
+        path, line, row = self.origins[index]
+        return {"path": path, "row": row, "line": line}
+
+
+def load_rows(spec: DatasetSpec) -> RawRows:
+    """Read every row of the spec's source.
+
+    Raises:
+        DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id.
+        RowError: a line that is not valid JSON (file and line named).
+    """
+    source = spec.source
+    if isinstance(source, InlineRows):
+        rows = source.to_list()
+        return RawRows("inline rows", rows, [("inline rows", None, index) for index in range(len(rows))])
+    if isinstance(source, str):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return _read_folder(path, spec)
+        if path.is_file():
+            return _read_file(path, spec)
+        if _looks_like_path(source):
+            raise DataSourceError(
+                f"dataset path {source!r} does not exist. Check the path (relative paths are read from "
+                f"{os.getcwd()}), or pass a hub dataset id.",
+                path=source,
+            )
+        return _read_hub(source, spec)
+    return _read_dataset_object(source, spec)
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _looks_like_path(source: str) -> bool:
+    """Whether a missing source was meant as a file rather than a hub id (``org/name`` or ``name``)."""
+    return source.lower().endswith(SUPPORTED_SUFFIXES) or not _HUB_ID.match(source)
+
+
+def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    if not files:
+        raise DataSourceError(
+            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}); put the data there "
+            "or point .dataset() at a file.",
+            path=str(folder),
+        )
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    for file in files:
+        part = _read_file(file, spec)
+        rows += part.rows
+        origins += part.origins
+    return RawRows(str(folder), rows, origins)
+
+
+def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
+    suffix = path.suffix.lower()
+    name = str(path)
+    if suffix == ".jsonl":
+        rows, origins = _read_jsonl(path)
+    elif suffix == ".json":
+        rows, origins = _read_json(path)
+    elif suffix == ".txt":
+        rows, origins = _read_txt(path, spec.text_field)
+    elif suffix in (".csv", ".parquet"):
+        rows, origins = _read_with_datasets(path, suffix)
+    else:
+        raise DataSourceError(
+            f"{name!r} is a {suffix or 'suffix-less'} file; the kit reads {', '.join(SUPPORTED_SUFFIXES)}. "
+            "Convert it, or load it yourself and pass a datasets.Dataset or a list of dicts.",
+            path=name,
+        )
+    if not rows:
+        raise DataSourceError(f"{name!r} holds no rows; check that it is the file you meant.", path=name)
+    return RawRows(name, rows, origins)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise RowError(
+            f"the file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); re-save it "
+            "as UTF-8.",
+            path=str(path),
+            line=line,
+        ) from None
+    except OSError as exc:
+        raise DataSourceError(f"cannot read {str(path)!r}: {exc.strerror or exc}.", path=str(path)) from exc
+    return text.removeprefix("\ufeff")
+
+
+def _read_jsonl(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RowError(
+                f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
+                "JSON object. Fix or remove the line.",
+                path=str(path),
+                line=number,
+            ) from None
+        rows.append(row)
+        origins.append((str(path), number, len(rows) - 1))
+    return rows, origins
+
+
+def _read_json(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos > 0 and text[: exc.pos].count("\n") >= 1 and text.lstrip().startswith("{"):
+            # Probably JSON Lines saved with a .json suffix.
+            try:
+                return _read_jsonl(path)
+            except RowError:
+                pass
+        raise RowError(
+            f"not valid JSON ({exc.msg} at column {exc.colno}); a .json file must hold a list of objects "
+            "(or an object whose 'data', 'rows' or 'train' key holds the list).",
+            path=str(path),
+            line=exc.lineno,
+        ) from None
+    if isinstance(data, Mapping):
+        for key in ("data", "rows", "train", "examples"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+        else:
+            data = [data]
+    if not isinstance(data, list):
+        raise DataSourceError(
+            f"{str(path)!r} holds a JSON {type(data).__name__}; it must hold a list of row objects.", path=str(path)
+        )
+    return data, [(str(path), None, index) for index in range(len(data))]
+
+
+def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if line.strip():
+            rows.append({text_field: line})
+            origins.append((str(path), number, len(rows) - 1))
+    return rows, origins
+
+
+def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        if suffix == ".csv":
+            table = datasets.Dataset.from_csv(str(path), keep_in_memory=True)
+        else:
+            table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+    except Exception as exc:
+        raise DataSourceError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}", path=str(path)) from exc
+    finally:
+        datasets.enable_progress_bars()
+    rows = table.to_list()
+    line_offset = 2 if suffix == ".csv" else None  # the header is line 1
+    return rows, [
+        (str(path), index + line_offset if line_offset else None, index) for index in range(len(rows))
+    ]
+
+
+def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
+    import datasets
+
+    try:
+        table = datasets.load_dataset(name, split=spec.split)
+    except Exception as exc:
+        raise DataSourceError(
+            f"could not load {name!r} as a local path or a hub dataset ({type(exc).__name__}: {exc}). If it is a "
+            "file, check the path; if it is a hub id, check the name and that this machine is online.",
+            path=name,
+        ) from exc
+    return _read_dataset_object(table, spec, name=name)
+
+
+def _read_dataset_object(table: Any, spec: DatasetSpec, name: str | None = None) -> RawRows:
+    import datasets
+
+    if isinstance(table, datasets.DatasetDict):
+        if spec.split not in table:
+            raise DataSourceError(
+                f"the DatasetDict has no split {spec.split!r}; it has {', '.join(map(repr, table))}. Pass "
+                ".dataset(..., split=<name>).",
+            )
+        table = table[spec.split]
+    if isinstance(table, datasets.IterableDataset):
+        raise DataSourceError(
+            "an IterableDataset cannot be read in full here; pass a datasets.Dataset (streaming comes later)."
+        )
+    rows = table.to_list()
+    label = name or f"datasets.Dataset ({len(rows)} rows)"
+    return RawRows(label, rows, [(label, None, index) for index in range(len(rows))])

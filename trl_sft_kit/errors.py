@@ -1,0 +1,126 @@
+"""The exceptions trl_sft_kit raises, all under one root.
+
+::
+
+    SFTKitError
+    ├── RecipeError (ValueError)            an option, or two options together, cannot work
+    │   └── ConfigError                     a config file or dict has an unknown key or a wrong value
+    ├── DatasetError (ValueError)           the training data cannot be used as it is
+    │   ├── DataSourceError                 the source is missing, empty or unreadable
+    │   ├── DatasetFormatError              no format, several formats, or an ambiguous format
+    │   └── RowError                        one row is bad: names the file, row and field
+    ├── PluginError (TypeError)             a detector or packer plug-in is malformed or clashes
+    └── BackendError (RuntimeError)         TRL, transformers, peft or bitsandbytes failed underneath
+        └── MissingDependencyError (ImportError)   an optional package is not installed
+
+Every message says what happened, where, and what to do. Context is kept on the exception as
+attributes (``path``, ``row``, ``field``, ``key``) so callers can act on it without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "DataSourceError",
+    "DatasetError",
+    "DatasetFormatError",
+    "MissingDependencyError",
+    "PluginError",
+    "RecipeError",
+    "RowError",
+    "SFTKitError",
+]
+
+
+class SFTKitError(Exception):
+    """Root of every error the kit raises on purpose."""
+
+
+class RecipeError(SFTKitError, ValueError):
+    """An option, or a combination of options, cannot work.
+
+    ``problems`` holds one sentence per problem when ``validate()`` found several at once.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+
+class ConfigError(RecipeError):
+    """A config file or mapping has an unknown key or a value of the wrong type."""
+
+    def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.path = path
+
+
+class DatasetError(SFTKitError, ValueError):
+    """The training data cannot be used as it is."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DataSourceError(DatasetError):
+    """The data source is missing, empty, of an unknown kind, or unreadable."""
+
+
+class DatasetFormatError(DatasetError):
+    """No known format matches the rows, several do, or the rows mix formats."""
+
+
+class RowError(DatasetError):
+    """One row cannot be trained on; names the file, the row (0-based) or line (1-based) and the field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        row: int | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        elif row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message, path=path)
+        self.row = row
+        self.line = line
+        self.field = field
+        self.reason = message
+
+
+class PluginError(SFTKitError, TypeError):
+    """A format detector or packer plug-in is malformed, fails to load, or clashes with another."""
+
+    def __init__(self, message: str, *, name: str | None = None, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.provider = provider
+
+
+class BackendError(SFTKitError, RuntimeError):
+    """A library underneath (TRL, transformers, peft, bitsandbytes) failed; the cause is chained."""
+
+
+class MissingDependencyError(BackendError, ImportError):
+    """An optional package the recipe needs is not installed; the message names the extra to install."""
+
+    def __init__(self, message: str, *, package: str, extra: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message)
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,455 @@
+"""``SFTRecipe``: the fluent, immutable description of a supervised fine-tune.
+
+Every method returns a new recipe (``attrs.evolve``); the recipe it was called on never changes, and
+two recipes with equal settings are equal and hash equal. Building, validating, explaining and
+serialising a recipe imports none of torch, transformers, TRL or datasets; ``compile()`` and ``train()``
+do the heavy work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from trl_sft_kit.errors import RecipeError, SFTKitError
+from trl_sft_kit.sft_fields import resolve_training_fields
+from trl_sft_kit.specs import (
+    DatasetSpec,
+    FrozenMapping,
+    InlineRows,
+    LoraSpec,
+    LossSpec,
+    ModelSpec,
+    NeftuneSpec,
+    PackingSpec,
+    QuantizationSpec,
+    TokensSpec,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from trl_sft_kit.compile import Compiled, TrainResult
+
+__all__ = ["SFTRecipe"]
+
+
+def _training_fields(value: Mapping[str, Any] | None) -> FrozenMapping:
+    return value if isinstance(value, FrozenMapping) else FrozenMapping(value or {})
+
+
+@attrs.frozen(repr=False)
+class SFTRecipe:
+    """A supervised fine-tune, described as a value.
+
+    Start from ``SFTRecipe()`` and chain methods; each returns a new recipe. The fields hold one frozen
+    spec per option and can be read (``recipe.lora_spec.r``) but not assigned.
+
+    Example:
+        >>> from trl_sft_kit import SFTRecipe
+        >>> recipe = SFTRecipe().model("Qwen/Qwen2.5-0.5B-Instruct").dataset("chats.jsonl").lora(r=8)
+        >>> recipe.lora_spec.r
+        8
+        >>> recipe.packing("bfd") == recipe.packing("bfd")
+        True
+    """
+
+    model_spec: ModelSpec | None = None
+    dataset_spec: DatasetSpec | None = None
+    lora_spec: LoraSpec | None = None
+    quantization_spec: QuantizationSpec | None = None
+    packing_spec: PackingSpec | None = None
+    neftune_spec: NeftuneSpec | None = None
+    liger_enabled: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    loss_spec: LossSpec = LossSpec()
+    tokens_spec: TokensSpec = TokensSpec()
+    training_fields: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_training_fields)
+
+    # ---------------------------------------------------------------------------------- builders
+
+    def model(
+        self,
+        name_or_path_or_object: str | os.PathLike[str] | Any,
+        *,
+        tokenizer: str | os.PathLike[str] | Any = None,
+        dtype: str = "auto",
+        attn_implementation: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> Self:
+        """Return a new recipe that fine-tunes this base model; a second call replaces the first.
+
+        Args:
+            name_or_path_or_object: a local folder, a hub id, or a loaded ``PreTrainedModel`` (trained in
+                place; then pass ``tokenizer=`` too).
+            tokenizer: a tokenizer path or loaded tokenizer, when it differs from the model's.
+            dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+            attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``, ``"eager"``.
+            trust_remote_code: allow custom model code from the hub.
+            revision: a hub branch, tag or commit.
+
+        >>> SFTRecipe().model("gpt2").model("Qwen/Qwen2.5-0.5B").model_spec.name
+        'Qwen/Qwen2.5-0.5B'
+        """
+        spec = ModelSpec(
+            name_or_path_or_object,
+            tokenizer=tokenizer,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+        )
+        if spec.is_loaded and spec.tokenizer is None:
+            raise RecipeError(
+                "a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer)."
+            )
+        return attrs.evolve(self, model_spec=spec)
+
+    def dataset(
+        self,
+        source: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any,
+        *,
+        format: str = "auto",  # noqa: A002 - the name users know
+        split: str = "train",
+        text_field: str = "text",
+        columns: Mapping[str, str] | None = None,
+        on_bad_rows: str = "error",
+    ) -> Self:
+        """Return a new recipe that trains on this data; a second call replaces the first.
+
+        Args:
+            source: a ``.jsonl``/``.json``/``.csv``/``.parquet``/``.txt`` file, a folder of them, a hub
+                dataset id, a ``datasets.Dataset``, or a list of dicts.
+            format: ``"auto"`` to detect, or a format name (``trl_sft_kit.formats.format_names()``).
+            split: the split to read from a hub dataset or ``DatasetDict``.
+            text_field: the field holding plain text, for text data.
+            columns: renames the source's fields onto a format's names, e.g. ``{"question": "instruction"}``.
+            on_bad_rows: ``"error"`` (stop at the first bad row) or ``"skip"`` (skip, count and report).
+
+        >>> SFTRecipe().dataset("chats.jsonl").dataset_spec.source
+        'chats.jsonl'
+        """
+        if format != "auto":
+            from trl_sft_kit.formats import format_names
+
+            if format not in format_names():
+                raise RecipeError(
+                    f"unknown dataset format {format!r}; choose 'auto' or one of "
+                    f"{', '.join(map(repr, format_names()))}."
+                )
+        spec = DatasetSpec(
+            source, format=format, split=split, text_field=text_field, columns=columns, on_bad_rows=on_bad_rows
+        )
+        return attrs.evolve(self, dataset_spec=spec)
+
+    def lora(
+        self,
+        r: int = 16,
+        alpha: float = 32,
+        dropout: float = 0.05,
+        target_modules: str | Iterable[str] = "all-linear",
+        **more_peft_options: Any,
+    ) -> Self:
+        """Return a new recipe that trains a LoRA adapter; a second call replaces the first.
+
+        Extra keyword arguments go to ``peft.LoraConfig`` (``use_dora=True``, ``modules_to_save=[...]``).
+
+        >>> SFTRecipe().lora(r=8).lora_spec
+        LoraSpec(r=8, alpha=32, dropout=0.05, target_modules='all-linear', options={})
+        """
+        spec = LoraSpec(r=r, alpha=alpha, dropout=dropout, target_modules=target_modules, options=more_peft_options)
+        return attrs.evolve(self, lora_spec=spec)
+
+    def quantize(
+        self,
+        mode: str = "4bit",
+        *,
+        quant_type: str = "nf4",
+        double_quant: bool = True,
+        compute_dtype: str = "auto",
+    ) -> Self:
+        """Return a new recipe that loads the base model quantized by bitsandbytes; a second call replaces it.
+
+        ``"4bit"`` with LoRA is QLoRA. ``compute_dtype="auto"`` picks bfloat16 on a GPU that supports it,
+        else float32. Needs ``.lora()`` too.
+
+        >>> SFTRecipe().quantize("8bit").quantization_spec.bits
+        8
+        """
+        spec = QuantizationSpec(mode, quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype)
+        return attrs.evolve(self, quantization_spec=spec)
+
+    def packing(self, strategy: str | bool = "ffd") -> Self:
+        """Return a new recipe that packs sequences with ``strategy``, or none with ``False``; replaces.
+
+        Strategies come from the packer registry (``trl_sft_kit.packing.packer_names()``): ``"ffd"``,
+        ``"bfd"``, ``"bfd_split"``, ``"wrapped"`` and any a plug-in adds. ``True`` means ``"ffd"``.
+
+        >>> SFTRecipe().packing("bfd").packing(False).packing_spec is None
+        True
+        """
+        if strategy is False:
+            return attrs.evolve(self, packing_spec=None)
+        return attrs.evolve(self, packing_spec=PackingSpec("ffd" if strategy is True else strategy))
+
+    def neftune(self, alpha: float = 5.0) -> Self:
+        """Return a new recipe that adds NEFTune noise of scale ``alpha`` to embeddings; replaces.
+
+        >>> SFTRecipe().neftune(5.0).neftune_spec.alpha
+        5.0
+        """
+        return attrs.evolve(self, neftune_spec=NeftuneSpec(alpha))
+
+    def liger(self, enabled: bool = True) -> Self:
+        """Return a new recipe with Liger kernels on (or off); replaces.
+
+        Uses the hub kernels route TRL recommends (``use_kernels=True`` when loading the model), not the
+        deprecated ``use_liger_kernel`` flag. Needs a CUDA GPU and the ``liger`` extra.
+        """
+        return attrs.evolve(self, liger_enabled=enabled)
+
+    def loss(self, mode: str = "auto") -> Self:
+        """Return a new recipe whose loss is computed on ``mode``'s tokens; replaces.
+
+        ``"auto"`` is TRL's default: the completion for prompt-completion data (including data converted
+        from instruction formats), every token otherwise. ``"completion_only"``, ``"assistant_only"``
+        (chat data) and ``"all"`` say it outright.
+
+        >>> SFTRecipe().loss("assistant_only").loss_spec.mode
+        'assistant_only'
+        """
+        return attrs.evolve(self, loss_spec=LossSpec(mode))
+
+    def chat_template(self, name_or_path: str | os.PathLike[str] | None) -> Self:
+        """Return a new recipe that uses this chat template; replaces (``None`` keeps the tokenizer's).
+
+        ``name_or_path`` is a template bundled with TRL (``"qwen2_5"``, ``"llama3_2"``), a ``.jinja``
+        file, or a tokenizer folder or hub id whose template to take.
+
+        >>> SFTRecipe().chat_template("qwen2_5").tokens_spec.chat_template
+        'qwen2_5'
+        """
+        value = os.fspath(name_or_path) if name_or_path is not None else None
+        return attrs.evolve(self, tokens_spec=attrs.evolve(self.tokens_spec, chat_template=value))
+
+    def tokens(self, eos: str | None = None, pad: str | None = None) -> Self:
+        """Return a new recipe with these end-of-sequence and padding tokens; replaces both.
+
+        >>> SFTRecipe().tokens(eos="<|im_end|>").tokens_spec.eos
+        '<|im_end|>'
+        """
+        return attrs.evolve(self, tokens_spec=attrs.evolve(self.tokens_spec, eos=eos, pad=pad))
+
+    def training(self, **fields: Any) -> Self:
+        """Return a new recipe with these ``SFTConfig`` fields; adds to earlier calls, a repeated field replaces.
+
+        Any ``SFTConfig`` field is accepted (``max_length``, ``num_train_epochs``, ``learning_rate``,
+        ``output_dir``, ``seed``, ...), plus the aliases ``epochs``, ``batch_size``, ``lr`` and
+        ``max_seq_length``. A name SFTConfig lacks fails at once, with the closest name.
+
+        >>> SFTRecipe().training(epochs=3, lr=1e-4).training_fields["num_train_epochs"]
+        3
+        """
+        resolved = resolve_training_fields(fields)
+        return attrs.evolve(self, training_fields={**self.training_fields, **resolved})
+
+    # ---------------------------------------------------------------------------------- checking
+
+    def validate(self) -> Self:
+        """Check the whole recipe and return it unchanged, or raise one ``RecipeError`` naming every problem.
+
+        Runs before anything heavy loads. Data is only looked at when it is cheap: a plain-text source
+        (``.txt`` or ``format="text"``) is known to be text without reading it.
+
+        Raises:
+            RecipeError: with ``problems``, one sentence per conflict and the way out.
+        """
+        from trl_sft_kit.packing import get_packer, packer_names
+
+        problems: list[str] = []
+        if self.dataset_spec is None:
+            problems.append("no training data: add .dataset(path_or_rows).")
+        if self.quantization_spec is not None and self.lora_spec is None:
+            problems.append(
+                f"quantize({self.quantization_spec.mode!r}) without lora(): quantized weights cannot be trained "
+                "directly; add .lora() (QLoRA) or drop .quantize()."
+            )
+        packer = None
+        if self.packing_spec is not None:
+            if self.packing_spec.strategy not in packer_names():
+                problems.append(
+                    f"unknown packing strategy {self.packing_spec.strategy!r}; choose one of "
+                    f"{', '.join(map(repr, packer_names()))}."
+                )
+            else:
+                packer = get_packer(self.packing_spec.strategy)
+        mode = self.loss_spec.mode
+        if packer is not None and packer.crosses_boundaries and mode == "assistant_only":
+            problems.append(
+                f"loss 'assistant_only' with packing {packer.name!r}: that packer cuts sequences across "
+                "conversation boundaries, so turns lose their roles; use packing('ffd') or packing('bfd')."
+            )
+        if packer is not None and self.training_fields.get("max_length", 1024) is None:
+            problems.append("packing needs a row length: set .training(max_length=N) (None turns it off).")
+        if self.neftune_spec is not None and not self.neftune_spec.alpha > 0:
+            problems.append(f"NEFTune alpha must be > 0 (got {self.neftune_spec.alpha}).")
+        if self.dataset_spec is not None and _plain_text(self.dataset_spec):
+            if mode == "completion_only":
+                problems.append(
+                    "loss 'completion_only' with a plain-text dataset: text has no completion to single out; "
+                    "use loss('all') or give prompt/completion rows."
+                )
+            if mode == "assistant_only":
+                problems.append(
+                    "loss 'assistant_only' with a plain-text dataset: text has no assistant turns; use "
+                    "loss('all') or give chat 'messages' rows."
+                )
+        try:
+            resolve_training_fields(dict(self.training_fields))
+        except RecipeError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise RecipeError(
+                "the recipe cannot work: " + " ".join(f"({n}) {p}" for n, p in enumerate(problems, 1)),
+                problems=tuple(problems),
+            )
+        return self
+
+    def explain(self) -> str:
+        """Text of the resolved plan: model, data, packer, loss, adapters and the SFTConfig fields produced.
+
+        Loads nothing heavy: no model, tokenizer or dataset.
+        """
+        from trl_sft_kit.compile import config_kwargs, resolve_model
+
+        model, origin = resolve_model(self)
+        lines = [f"model: {model.name} (from {origin})"]
+        if self.dataset_spec is not None:
+            lines.append(f"data: {self.dataset_spec!r}")
+        else:
+            lines.append("data: none yet (add .dataset(...))")
+        if self.packing_spec is not None:
+            from trl_sft_kit.packing import get_packer
+
+            packer = get_packer(self.packing_spec.strategy)
+            lines.append(f"packing: {packer.name} - {getattr(packer, 'description', type(packer).__name__)}")
+        else:
+            lines.append("packing: off")
+        lines.append(f"loss: {self.loss_spec.mode}")
+        lines.append(f"lora: {self.lora_spec!r}" if self.lora_spec else "lora: off (full fine-tune)")
+        if self.quantization_spec is not None:
+            lines.append(f"quantization: {self.quantization_spec!r}")
+        if self.neftune_spec is not None:
+            lines.append(f"neftune: alpha={self.neftune_spec.alpha}")
+        if self.liger_enabled:
+            lines.append("liger: on (hub kernels, use_kernels=True)")
+        if self.tokens_spec != TokensSpec():
+            lines.append(f"tokens: {self.tokens_spec!r}")
+        lines.append("SFTConfig fields:")
+        for key, value in sorted(config_kwargs(self).items()):
+            lines.append(f"  {key} = {value!r}")
+        lines.append("  bf16 = True on a bf16-capable GPU, else False (unless set)")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------------------- running
+
+    def compile(self) -> Compiled:
+        """Validate, then build the real ``SFTConfig`` and a ready ``SFTTrainer`` (model loaded, PEFT applied).
+
+        Returns:
+            ``Compiled`` with ``.config``, ``.trainer``, ``.report`` and ``.recipe``.
+        """
+        from trl_sft_kit.compile import compile_recipe
+
+        return compile_recipe(self)
+
+    def train(self) -> TrainResult:
+        """Compile and train; return the metrics, the losses and where the adapter or model was saved."""
+        return self.compile().train()
+
+    # ---------------------------------------------------------------------------------- files
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data; ``SFTRecipe.from_dict(r.to_dict()) == r``.
+
+        Raises:
+            ConfigError: the recipe holds a loaded model or a ``datasets.Dataset``, which cannot be written.
+        """
+        from trl_sft_kit.config import recipe_to_dict
+
+        return recipe_to_dict(self)
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The recipe as YAML text, also written to ``path`` when given."""
+        from trl_sft_kit.config import dump_yaml
+
+        text = dump_yaml(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SFTRecipe:
+        """Build a recipe from ``to_dict()`` output, or from a flat SFT-stage config (legacy keys).
+
+        A legacy config may also be nested as ``stage_configs: {trl_sft: {...}}``.
+
+        Raises:
+            ConfigError: an unknown key (with the closest known key) or a value of the wrong type.
+        """
+        from trl_sft_kit.config import recipe_from_dict
+
+        return recipe_from_dict(data)
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SFTRecipe:
+        """Build a recipe from a YAML file, or from YAML text (anything containing a newline or ``:``)."""
+        from trl_sft_kit.config import load_yaml
+
+        return cls.from_dict(load_yaml(path_or_text))
+
+    def __repr__(self) -> str:
+        parts = []
+        for field in attrs.fields(SFTRecipe):
+            value = getattr(self, field.name)
+            if value == field.default or (field.name == "training_fields" and not value):
+                continue
+            parts.append(f"{field.name.removesuffix('_spec')}={value!r}")
+        return f"SFTRecipe({', '.join(parts)})"
+
+
+_CHEAP_BYTES = 64 * 1024 * 1024
+
+
+def _plain_text(spec: DatasetSpec) -> bool:
+    """Whether the data is plain text, when that can be told cheaply (no heavy import, small file)."""
+    if spec.format != "auto":
+        from trl_sft_kit.formats import get_format
+
+        return get_format(spec.format).canonical == "text"
+    source = spec.source
+    if isinstance(source, str):
+        path = Path(source).expanduser()
+        if path.suffix.lower() == ".txt":
+            return True
+        if not (path.is_file() and path.suffix.lower() in (".jsonl", ".json")):
+            return False
+        if path.stat().st_size > _CHEAP_BYTES:
+            return False
+    elif not isinstance(source, InlineRows):
+        return False
+    from trl_sft_kit.data.prepare import detect_spec_format, rename_columns
+    from trl_sft_kit.data.sources import load_rows
+    from trl_sft_kit.formats import FormatOptions
+
+    try:
+        raw = rename_columns(load_rows(spec), spec)
+        detection = detect_spec_format(raw, spec, FormatOptions(text_field=spec.text_field))
+    except SFTKitError:
+        return False  # compile() reports data problems with their file and row
+    return detection.canonical == "text"
+

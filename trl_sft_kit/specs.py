@@ -1,0 +1,395 @@
+"""Frozen option specs that an ``SFTRecipe`` is made of.
+
+Each spec is a small ``attrs`` frozen class. Field validators check one value (layer 1); a spec's
+``__attrs_post_init__`` checks its own fields together (layer 2); ``SFTRecipe.validate`` checks the whole
+recipe (layer 3). Converters are idempotent because ``attrs.evolve`` runs them again on every copy.
+Nothing here imports torch, transformers, TRL or datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from trl_sft_kit.errors import RecipeError
+
+__all__ = [
+    "DatasetSpec",
+    "FrozenMapping",
+    "InlineRows",
+    "LoraSpec",
+    "LossSpec",
+    "ModelSpec",
+    "NeftuneSpec",
+    "PackingSpec",
+    "QuantizationSpec",
+    "TokensSpec",
+    "freeze",
+    "thaw",
+]
+
+
+class FrozenMapping(Mapping[str, Any]):
+    """An immutable, hashable mapping; nested lists become tuples and nested dicts FrozenMappings."""
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        items = data.items() if isinstance(data, Mapping) else data
+        self._data: dict[str, Any] = {str(key): freeze(value) for key, value in items}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(sorted(self._data.items(), key=lambda item: item[0])))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
+def freeze(value: Any) -> Any:
+    """Return ``value`` made hashable: dicts become FrozenMapping, lists and tuples become tuples."""
+    if isinstance(value, FrozenMapping):
+        return value
+    if isinstance(value, Mapping):
+        return FrozenMapping(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(freeze(item) for item in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Undo ``freeze``: FrozenMapping becomes dict, tuples become lists (for YAML, JSON and TRL)."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [thaw(item) for item in value]
+    if isinstance(value, frozenset):
+        return sorted(thaw(item) for item in value)
+    return value
+
+
+def _freeze_mapping(value: Mapping[str, Any] | None) -> FrozenMapping:
+    return value if isinstance(value, FrozenMapping) else FrozenMapping(value or {})
+
+
+def _freeze_optional_mapping(value: Mapping[str, Any] | None) -> FrozenMapping | None:
+    return None if value is None else _freeze_mapping(value)
+
+
+def _one_of(*choices: Any) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in choices:
+            listed = ", ".join(repr(choice) for choice in choices)
+            raise RecipeError(f"{attribute.name!r} must be one of {listed} (got {value!r}).")
+
+    return check
+
+
+def _number(
+    *, gt: float | None = None, ge: float | None = None, le: float | None = None, lt: float | None = None
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{attribute.name!r} must be a number (got {value!r}).")
+        bounds = [("gt", gt, value > (gt or 0)), ("ge", ge, value >= (ge or 0))]
+        bounds += [("le", le, value <= (le or 0)), ("lt", lt, value < (lt or 0))]
+        signs = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
+        for name, bound, holds in bounds:
+            if bound is not None and not holds:
+                raise RecipeError(f"{attribute.name!r} must be {signs[name]} {bound} (got {value!r}).")
+
+    return check
+
+
+def _optional_str(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise RecipeError(f"{attribute.name!r} must be a non-empty string or None (got {value!r}).")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+def _is_loaded_object(value: Any) -> bool:
+    return value is not None and not isinstance(value, (str, os.PathLike))
+
+
+def _model_source(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+@attrs.frozen(repr=False)
+class ModelSpec:
+    """The base model: a local path or hub id, or an already-loaded ``PreTrainedModel`` with its tokenizer.
+
+    A loaded model is compared and hashed by identity, and is trained in place.
+    """
+
+    source: Any = attrs.field(converter=_model_source)
+    tokenizer: Any = attrs.field(default=None, converter=_model_source)
+    dtype: str = attrs.field(default="auto", validator=_one_of("auto", "float32", "bfloat16", "float16"))
+    attn_implementation: str | None = attrs.field(default=None, validator=_optional_str)
+    trust_remote_code: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    revision: str | None = attrs.field(default=None, validator=_optional_str)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.source, str) and not self.source.strip():
+            raise RecipeError("the model name or path is empty; pass a local folder, a hub id, or a loaded model.")
+        if not isinstance(self.source, str) and not _is_loaded_object(self.source):
+            raise RecipeError(f"model must be a path, a hub id or a loaded model (got {self.source!r}).")
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is an object in memory rather than a name to load."""
+        return not isinstance(self.source, str)
+
+    @property
+    def name(self) -> str:
+        """A readable name: the path or id, or the loaded model's ``name_or_path``."""
+        if isinstance(self.source, str):
+            return self.source
+        config = getattr(self.source, "config", None)
+        return str(getattr(config, "_name_or_path", "") or type(self.source).__name__)
+
+    def __repr__(self) -> str:
+        parts = [repr(self.name) if not self.is_loaded else f"<loaded {type(self.source).__name__}>"]
+        if self.tokenizer is not None:
+            parts.append(f"tokenizer={_short(self.tokenizer) if isinstance(self.tokenizer, str) else '<loaded>'}")
+        for name in ("dtype", "attn_implementation", "trust_remote_code", "revision"):
+            value = getattr(self, name)
+            default = attrs.fields_dict(ModelSpec)[name].default
+            if value != default:
+                parts.append(f"{name}={value!r}")
+        return f"ModelSpec({', '.join(parts)})"
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class InlineRows(tuple):  # type: ignore[type-arg]
+    """Rows given in memory as a list of dicts: a tuple of frozen rows, equal and hashed by content."""
+
+    __slots__ = ()
+
+    def __new__(cls, rows: Iterable[Mapping[str, Any]]) -> InlineRows:
+        frozen = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise RecipeError(f"dataset row {index} must be a dict (got {type(row).__name__}).")
+            frozen.append(FrozenMapping(row))
+        return super().__new__(cls, frozen)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The rows as plain, mutable dicts."""
+        return [thaw(row) for row in self]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} inline rows>"
+
+
+def _is_hf_dataset(value: Any) -> bool:
+    datasets = sys.modules.get("datasets")
+    if datasets is None:
+        return False
+    return isinstance(value, (datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict))
+
+
+def _dataset_source(value: Any) -> Any:
+    if isinstance(value, (InlineRows, str)) or _is_hf_dataset(value):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return InlineRows(value)
+    raise RecipeError(
+        f"dataset source must be a file or folder path, a hub dataset id, a datasets.Dataset or a list of "
+        f"dicts (got {type(value).__name__})."
+    )
+
+
+@attrs.frozen(repr=False)
+class DatasetSpec:
+    """Training data and how to read it.
+
+    ``format`` is ``"auto"`` (detect) or a registered format name; ``columns`` renames the source's
+    fields onto the format's names before detection (``{"question": "instruction"}``).
+    """
+
+    source: Any = attrs.field(converter=_dataset_source)
+    format: str = attrs.field(default="auto", validator=attrs.validators.instance_of(str))
+    split: str = attrs.field(default="train", validator=attrs.validators.instance_of(str))
+    text_field: str = attrs.field(default="text", validator=attrs.validators.instance_of(str))
+    columns: FrozenMapping | None = attrs.field(default=None, converter=_freeze_optional_mapping)
+    on_bad_rows: str = attrs.field(default="error", validator=_one_of("error", "skip"))
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.source, str) and not self.source.strip():
+            raise RecipeError("the dataset path is empty; pass a file, a folder, a hub id or a list of rows.")
+        if isinstance(self.source, InlineRows) and not self.source:
+            raise RecipeError("the dataset is an empty list; give at least one row.")
+        for old, new in (self.columns or {}).items():
+            if not isinstance(new, str) or not new:
+                raise RecipeError(f"columns maps {old!r} to {new!r}; map each source field to a field name.")
+
+    @property
+    def is_serialisable(self) -> bool:
+        """Whether ``to_dict`` can write this source (a path/id or inline rows, not a Dataset object)."""
+        return isinstance(self.source, (str, InlineRows))
+
+    def __repr__(self) -> str:
+        source = self.source if isinstance(self.source, (str, InlineRows)) else f"<{type(self.source).__name__}>"
+        parts = [repr(source) if isinstance(source, str) else str(source)]
+        for name in ("format", "split", "text_field", "columns", "on_bad_rows"):
+            value = getattr(self, name)
+            if value != attrs.fields_dict(DatasetSpec)[name].default:
+                parts.append(f"{name}={value!r}")
+        return f"DatasetSpec({', '.join(parts)})"
+
+
+# --------------------------------------------------------------------------------------------- adapters
+
+
+def _target_modules(value: str | Iterable[str]) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    modules = tuple(value)
+    if not modules or not all(isinstance(module, str) and module for module in modules):
+        raise RecipeError(f"'target_modules' must be 'all-linear' or a list of module names (got {value!r}).")
+    return modules
+
+
+_LORA_OWN = ("r", "lora_alpha", "lora_dropout", "target_modules", "task_type")
+
+
+def _lora_options(value: Mapping[str, Any] | None) -> FrozenMapping:
+    options = _freeze_mapping(value)
+    clashes = [key for key in options if key in _LORA_OWN]
+    if clashes:
+        raise RecipeError(
+            f"LoRA option(s) {', '.join(map(repr, clashes))} are set by lora()'s own arguments "
+            "(r, alpha, dropout, target_modules); pass them there."
+        )
+    return options
+
+
+@attrs.frozen
+class LoraSpec:
+    """A LoRA adapter (peft ``LoraConfig``); ``options`` carries any further LoraConfig field."""
+
+    r: int = attrs.field(default=16, validator=[attrs.validators.instance_of(int), _number(gt=0)])
+    alpha: float = attrs.field(default=32, validator=_number(gt=0))
+    dropout: float = attrs.field(default=0.05, validator=_number(ge=0.0, lt=1.0))
+    target_modules: str | tuple[str, ...] = attrs.field(default="all-linear", converter=_target_modules)
+    options: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_lora_options)
+
+
+def _bits(value: Any) -> int:
+    table = {"4bit": 4, "8bit": 8, "4": 4, "8": 8, 4: 4, 8: 8}
+    if isinstance(value, bool) or value not in table:
+        raise RecipeError(f"quantize() takes '4bit' or '8bit' (got {value!r}).")
+    return table[value]
+
+
+@attrs.frozen
+class QuantizationSpec:
+    """Load the base model quantized by bitsandbytes: 4-bit (QLoRA, NF4 by default) or 8-bit."""
+
+    bits: int = attrs.field(converter=_bits)
+    quant_type: str = attrs.field(default="nf4", validator=_one_of("nf4", "fp4"))
+    double_quant: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    compute_dtype: str = attrs.field(default="auto", validator=_one_of("auto", "bfloat16", "float16", "float32"))
+
+    @property
+    def mode(self) -> str:
+        """``"4bit"`` or ``"8bit"``."""
+        return f"{self.bits}bit"
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+def _strategy_name(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"packing strategy must be a name such as 'ffd' (got {value!r}).")
+    return value
+
+
+def _check_strategy(_instance: Any, _attribute: attrs.Attribute[Any], value: str) -> None:
+    from trl_sft_kit.packing import packer_names
+
+    names = packer_names()
+    if value not in names:
+        raise RecipeError(
+            f"unknown packing strategy {value!r}; choose one of {', '.join(map(repr, names))}, "
+            "or packing(False) to turn packing off."
+        )
+
+
+@attrs.frozen
+class PackingSpec:
+    """Pack several sequences into each row of ``max_length`` tokens with the named packer."""
+
+    strategy: str = attrs.field(default="ffd", converter=_strategy_name, validator=_check_strategy)
+
+
+@attrs.frozen
+class NeftuneSpec:
+    """NEFTune: uniform noise of scale ``alpha / sqrt(length * dim)`` added to the input embeddings."""
+
+    alpha: float = attrs.field(default=5.0, validator=_number(gt=0))
+
+
+LOSS_MODES = ("auto", "completion_only", "assistant_only", "all")
+
+
+@attrs.frozen
+class LossSpec:
+    """Which tokens carry loss: ``auto`` (TRL's default: completion for prompt-completion data, else all)."""
+
+    mode: str = attrs.field(default="auto", validator=_one_of(*LOSS_MODES))
+
+
+@attrs.frozen
+class TokensSpec:
+    """A chat template (bundled name, ``.jinja`` file or tokenizer path) and eos / pad tokens to use."""
+
+    chat_template: str | None = attrs.field(default=None, validator=_optional_str)
+    eos: str | None = attrs.field(default=None, validator=_optional_str)
+    pad: str | None = attrs.field(default=None, validator=_optional_str)
+
+
+def spec_to_dict(spec: Any) -> dict[str, Any]:
+    """A spec's fields as plain data (dicts and lists), for YAML and JSON."""
+    return {name: thaw(value) for name, value in attrs.asdict(spec, recurse=False).items()}
+
+
+def json_key(value: Any) -> str:
+    """A stable text key for plain data, used to compare and fingerprint inline rows."""
+    return json.dumps(thaw(value), sort_keys=True, ensure_ascii=False, default=str)
