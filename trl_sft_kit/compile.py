@@ -68,15 +68,19 @@ class Compiled:
         except Exception as exc:
             if isinstance(exc, (KeyboardInterrupt, RecipeError)):
                 raise
-            raise BackendError(f"training failed inside TRL / transformers: {type(exc).__name__}: {exc}") from exc
-        output_dir = Path(self.config.output_dir)
+            raise BackendError(
+                f"training failed inside TRL / transformers: {type(exc).__name__}: {exc}"
+            ) from exc
+        output_dir = Path(self.config.output_dir or DEFAULT_OUTPUT_DIR)
         self.trainer.save_model(str(output_dir))
         tokenizer = self.trainer.processing_class
         if tokenizer is not None:
             tokenizer.save_pretrained(str(output_dir))
         adapter = output_dir / "adapter_config.json"
         losses = tuple(
-            float(entry["loss"]) for entry in self.trainer.state.log_history if "loss" in entry and "step" in entry
+            float(entry["loss"])
+            for entry in self.trainer.state.log_history
+            if "loss" in entry and "step" in entry
         )
         return TrainResult(
             metrics=dict(output.metrics),
@@ -122,13 +126,16 @@ def resolve_model(recipe: SFTRecipe) -> tuple[ModelSpec, str]:
     return ModelSpec(DEFAULT_MODEL), "the default"
 
 
-def config_kwargs(recipe: SFTRecipe, *, bf16_capable: bool | None = None) -> dict[str, Any]:
+def config_kwargs(
+    recipe: SFTRecipe, *, bf16_capable: bool | None = None, accelerator: bool | None = None
+) -> dict[str, Any]:
     """The ``SFTConfig`` keyword arguments a recipe produces (pure: imports nothing heavy).
 
     Args:
         recipe: the recipe.
         bf16_capable: whether the device can train in bf16; when known and the recipe sets neither
             ``bf16`` nor ``fp16``, bf16 follows it (TRL's default of bf16=True fails on a CPU).
+        accelerator: whether a GPU is present; without one, pinned memory is turned off (it only warns).
     """
     kwargs: dict[str, Any] = {"output_dir": DEFAULT_OUTPUT_DIR, "report_to": "none"}
     kwargs.update(thaw(dict(recipe.training_fields)))
@@ -157,6 +164,8 @@ def config_kwargs(recipe: SFTRecipe, *, bf16_capable: bool | None = None) -> dic
     kwargs.setdefault("activation_checkpointing", True)
     if bf16_capable is not None and "bf16" not in kwargs and "fp16" not in kwargs:
         kwargs["bf16"] = bf16_capable
+    if accelerator is False:
+        kwargs.setdefault("dataloader_pin_memory", False)
     return kwargs
 
 
@@ -175,7 +184,12 @@ def _require(module: str, *, package: str, extra: str | None, why: str) -> None:
 
 
 def _import_backend() -> None:
-    for module, package in (("torch", "torch"), ("transformers", "transformers"), ("trl", "trl"), ("peft", "peft")):
+    for module, package in (
+        ("torch", "torch"),
+        ("transformers", "transformers"),
+        ("trl", "trl"),
+        ("peft", "peft"),
+    ):
         _require(module, package=package, extra=None, why="training")
     try:
         import trl  # noqa: F401
@@ -218,7 +232,11 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     _check_data(recipe, report, tokenizer)
 
     bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    config = _build_config(config_kwargs(recipe, bf16_capable=bf16_capable))
+    accelerator = bool(
+        torch.cuda.is_available()
+        or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    )
+    config = _build_config(config_kwargs(recipe, bf16_capable=bf16_capable, accelerator=accelerator))
     model = _load_model(model_spec, model_origin, recipe, config)
     if added_tokens:
         model.resize_token_embeddings(len(tokenizer))
@@ -250,7 +268,8 @@ def _load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
         return copy.deepcopy(source)
     if not isinstance(source, str):
         raise RecipeError(
-            "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) (a loaded tokenizer or a "
+            "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) "
+            "(a loaded tokenizer or a "
             "path)."
         )
     try:
@@ -262,9 +281,8 @@ def _load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
 
 
 def _load_failure(what: str, source: str, origin: str, exc: Exception) -> str:
-    hint = (
-        "Pass a local folder or a hub id with .model(...)"
-        f", or set ${MODEL_ENV}" + (" (no model was chosen, so the default was tried)" if origin == "the default" else "")
+    hint = f"Pass a local folder or a hub id with .model(...), or set ${MODEL_ENV}" + (
+        " (no model was chosen, so the default was tried)" if origin == "the default" else ""
     )
     return (
         f"could not load the {what} of {source!r} (taken from {origin}): {type(exc).__name__}: {exc}. "
@@ -294,7 +312,8 @@ def read_chat_template(name_or_path: str) -> str:
             template = AutoTokenizer.from_pretrained(name_or_path).chat_template
         except Exception as exc:
             raise RecipeError(
-                f"chat template {name_or_path!r} is neither a file, a template bundled with TRL, nor a loadable "
+                f"chat template {name_or_path!r} is neither a file, a template bundled with TRL, "
+                "nor a loadable "
                 f"tokenizer ({type(exc).__name__}: {exc})."
             ) from exc
         if not template:
@@ -330,7 +349,7 @@ def _apply_tokens(tokenizer: PreTrainedTokenizerBase, recipe: SFTRecipe) -> list
         missing = sorted({token for token in _SPECIAL_TOKEN.findall(template) if token not in vocab})
         if missing:
             tokenizer.add_special_tokens({"additional_special_tokens": missing})
-            added = [int(tokenizer.convert_tokens_to_ids(token)) for token in missing]
+            added = [tokenizer.get_vocab()[token] for token in missing]
     vocab = tokenizer.get_vocab()
     for role, token in (("eos", spec.eos), ("pad", spec.pad)):
         if token is not None and token not in vocab:
@@ -340,7 +359,33 @@ def _apply_tokens(tokenizer: PreTrainedTokenizerBase, recipe: SFTRecipe) -> list
             )
     if spec.pad is not None:
         tokenizer.pad_token = spec.pad
+    if spec.chat_template is not None:
+        _probe_template(tokenizer, spec.chat_template)
     return added
+
+
+_PROBE = [
+    {"role": "system", "content": "You are helpful."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello"},
+]
+
+
+def _probe_template(tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    """Render a short conversation so a template that cannot work fails here, with its name."""
+    try:
+        tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        hint = ""
+        if "bos_token" in str(exc) or "eos_token" in str(exc):
+            hint = (
+                " The template uses a token this tokenizer does not define; "
+                "pick a template made for this model."
+            )
+        raise RecipeError(
+            f"chat template {name!r} cannot render a conversation with this tokenizer ({detail}).{hint}"
+        ) from exc
 
 
 def _check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -394,13 +439,16 @@ def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConf
     if spec.is_loaded:
         if recipe.quantization_spec is not None:
             raise RecipeError(
-                "quantize() cannot apply to a model that is already loaded; pass its path to .model() instead, "
+                "quantize() cannot apply to a model that is already loaded; "
+                "pass its path to .model() instead, "
                 "or load it quantized yourself."
             )
-        return spec.source  # type: ignore[no-any-return]
+        loaded: PreTrainedModel = spec.source
+        return loaded
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = dict(config.model_init_kwargs or {})
+    init = config.model_init_kwargs
+    kwargs: dict[str, Any] = dict(init) if isinstance(init, dict) else {}
     kwargs["dtype"] = spec.dtype
     if spec.attn_implementation is not None:
         kwargs["attn_implementation"] = spec.attn_implementation
@@ -428,7 +476,7 @@ def _lora_config(recipe: SFTRecipe, added_tokens: list[int]) -> Any:
     try:
         return LoraConfig(
             r=spec.r,
-            lora_alpha=spec.alpha,
+            lora_alpha=int(spec.alpha) if float(spec.alpha).is_integer() else spec.alpha,  # type: ignore[arg-type]
             lora_dropout=spec.dropout,
             target_modules=target,
             task_type="CAUSAL_LM",

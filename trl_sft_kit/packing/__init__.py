@@ -50,7 +50,8 @@ def _check_packer(plugin: Any) -> Packer:
             "a packer has name, crosses_boundaries and pack(dataset, max_length=...).",
             name=getattr(plugin, "name", None),
         )
-    return plugin  # type: ignore[no-any-return]
+    packer: Packer = plugin
+    return packer
 
 
 _REGISTRY: Registry[Packer] = Registry("packer", "trl_sft_kit.packers", _check_packer)
@@ -72,7 +73,9 @@ class TRLPacker:
         return pack_dataset(dataset, seq_length=max_length, strategy=self.trl_strategy)
 
 
-def register_packer(packer: Any, *, provider: str = "user code", replace: bool = False) -> Registration[Packer]:
+def register_packer(
+    packer: Any, *, provider: str = "user code", replace: bool = False
+) -> Registration[Packer]:
     """Add a packer to the registry so ``SFTRecipe.packing(name)`` can use it.
 
     Raises:
@@ -114,7 +117,8 @@ for _packer in (
         "wrapped",
         "wrapped",
         True,
-        "TRL's wrapped packing: concatenates and cuts every max_length tokens, so attention crosses sequences",
+        "TRL's wrapped packing: concatenates and cuts every max_length tokens, "
+        "so attention crosses sequences",
     ),
 ):
     register_packer(_packer, provider=BUILTIN)
