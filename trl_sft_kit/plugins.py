@@ -2,10 +2,11 @@
 
 Built-ins register through ``Registry.register``, the same call a third-party package makes; packages
 can also declare entry points (``[project.entry-points."trl_sft_kit.formats"]``), which are listed by
-name and loaded lazily, the first time a plug-in of that name or the whole set is asked for. Each
-registration remembers which distribution provided it. Two plug-ins of one name are an error, an import
-failure is rewrapped with the plug-in's name, and ``TRL_SFT_KIT_DISABLE_PLUGINS`` turns entry points off
-(``1`` for all, or a comma-separated list of plug-in names).
+name on the registry's first use (never at import) and loaded lazily, the first time a plug-in of that
+name or the whole set is asked for. Each registration remembers which distribution provided it. Two
+plug-ins of one name are an error, an import failure is rewrapped with the plug-in's name (every time it
+is asked for, not only the first), and ``TRL_SFT_KIT_DISABLE_PLUGINS`` turns entry points off (``1`` for
+all, or a comma-separated list of plug-in names).
 """
 
 from __future__ import annotations
@@ -55,11 +56,16 @@ class Registry(Generic[T]):
         self._check = check
         self._entries: dict[str, Registration[T]] = {}
         self._pending: dict[str, metadata.EntryPoint] | None = None
+        self._overrides: set[str] = set()
 
     # -- registering -------------------------------------------------------------------------------
 
     def register(self, plugin: Any, *, provider: str = "user code", replace: bool = False) -> Registration[T]:
         """Check ``plugin`` and add it; all-or-nothing: a failed check leaves the registry unchanged.
+
+        Registering does not look at entry points (so importing the kit never does); a name that an
+        installed package also declares is reported when the registry is first used, unless it was
+        registered with ``replace=True``.
 
         Raises:
             PluginError: the plug-in is malformed, or its name is taken and ``replace`` is false.
@@ -67,12 +73,12 @@ class Registry(Generic[T]):
         checked = self._check(plugin)
         name = getattr(checked, "name", None)
         if not isinstance(name, str) or not name:
-            raise PluginError(f"a {self.kind} needs a non-empty string 'name' (got {name!r}).", provider=provider)
-        self._discover()
+            raise PluginError(
+                f"a {self.kind} needs a non-empty string 'name' (got {name!r}).", provider=provider
+            )
         existing = self._entries.get(name)
-        pending = self._pending is not None and name in self._pending and provider != self._pending_provider(name)
-        if (existing is not None or pending) and not replace:
-            owner = existing.provider if existing is not None else self._pending_provider(name)
+        owner = existing.provider if existing is not None else self._pending_provider(name)
+        if owner and (existing is not None or owner != provider) and not replace:
             raise PluginError(
                 f"a {self.kind} named {name!r} is already registered by {owner}; choose another name, "
                 "or pass replace=True to override it on purpose.",
@@ -81,6 +87,8 @@ class Registry(Generic[T]):
             )
         registration = Registration(name=name, plugin=checked, provider=provider)
         self._entries[name] = registration
+        if replace:
+            self._overrides.add(name)
         if self._pending is not None:
             self._pending.pop(name, None)
         return registration
@@ -88,6 +96,7 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         """Remove a plug-in (tests and interactive sessions use this to undo a registration)."""
         self._entries.pop(name, None)
+        self._overrides.discard(name)
 
     # -- looking up --------------------------------------------------------------------------------
 
@@ -125,34 +134,44 @@ class Registry(Generic[T]):
     # -- entry points --------------------------------------------------------------------------------
 
     def _discover(self) -> None:
+        """List the group's entry points once, on first use; a clash raises now and on every later use."""
         if self._pending is not None:
             return
-        self._pending = {}
         all_off, off = _disabled_names()
-        if all_off:
-            return
-        seen: dict[str, str] = {}
-        for entry in metadata.entry_points(group=self.group):
-            if entry.name in off:
-                continue
-            provider = _provider(entry)
-            if entry.name in seen and seen[entry.name] != provider:
-                raise PluginError(
-                    f"two packages declare a {self.kind} named {entry.name!r} ({seen[entry.name]} and "
-                    f"{provider}); uninstall one, or set {DISABLE_ENV}={entry.name} to ignore both.",
-                    name=entry.name,
-                    provider=provider,
-                )
-            seen[entry.name] = provider
-            self._pending[entry.name] = entry
+        pending: dict[str, metadata.EntryPoint] = {}
+        if not all_off:
+            for entry in metadata.entry_points(group=self.group):
+                if entry.name in off or entry.name in self._overrides:
+                    continue
+                provider = _provider(entry)
+                if entry.name in pending and _provider(pending[entry.name]) != provider:
+                    raise PluginError(
+                        f"two packages declare a {self.kind} named {entry.name!r} "
+                        f"({_provider(pending[entry.name])} and {provider}); uninstall one, or set "
+                        f"{DISABLE_ENV}={entry.name} to ignore both.",
+                        name=entry.name,
+                        provider=provider,
+                    )
+                existing = self._entries.get(entry.name)
+                if existing is not None:
+                    raise PluginError(
+                        f"{provider} declares a {self.kind} named {entry.name!r}, but {existing.provider} "
+                        f"already provides one; uninstall or update that package, or set "
+                        f"{DISABLE_ENV}={entry.name} to ignore its entry point.",
+                        name=entry.name,
+                        provider=provider,
+                    )
+                pending[entry.name] = entry
+        self._pending = pending
 
     def _pending_provider(self, name: str) -> str:
         entry = (self._pending or {}).get(name)
         return _provider(entry) if entry is not None else ""
 
     def _load(self, name: str) -> None:
+        """Import one entry point and register what it names; on failure it stays pending, to fail again."""
         assert self._pending is not None
-        entry = self._pending.pop(name)
+        entry = self._pending[name]
         provider = _provider(entry)
         try:
             loaded = entry.load()
@@ -171,7 +190,15 @@ class Registry(Generic[T]):
                 name=name,
                 provider=provider,
             )
-        self.register(plugin, provider=provider)
+        try:
+            self.register(plugin, provider=provider)
+        except PluginError as exc:
+            raise PluginError(
+                f"the entry point {name!r} of {provider} is unusable: {exc} Fix or uninstall that package, "
+                f"or set {DISABLE_ENV}={name} to skip it.",
+                name=name,
+                provider=provider,
+            ) from exc
 
 
 def _provider(entry: metadata.EntryPoint) -> str:

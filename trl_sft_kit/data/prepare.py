@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
-from trl_sft_kit.data.sources import RawRows, load_rows
+from trl_sft_kit.data.sources import RawRows, UnreadableRow, load_rows
 from trl_sft_kit.errors import RowError
 from trl_sft_kit.formats import Detection, FormatOptions, detect_format, get_format
 from trl_sft_kit.specs import DatasetSpec
@@ -40,7 +40,9 @@ def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
 
 def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Detection:
     """Detect (or take the forced) format of already-read rows."""
-    return detect_format(raw.rows, len(raw), options, forced=spec.format, source=raw.name, row_label=raw.label)
+    return detect_format(
+        raw.rows, len(raw), options, forced=spec.format, source=raw.name, row_label=raw.label
+    )
 
 
 def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> PreparedRows:
@@ -49,24 +51,32 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     Raises:
         DatasetFormatError: see ``detect_format``.
         RowError: a bad row, when ``spec.on_bad_rows == "error"``; names file, line or row, and field.
+            Also when no row is left: every row was bad, or none at all is a JSON object.
     """
     raw = rename_columns(raw, spec)
+    if raw.rows and not any(isinstance(row, Mapping) for row in raw.rows):
+        try:
+            _as_object(raw.rows[0])
+        except RowError as exc:
+            raise RowError(
+                f"{exc.reason.rstrip('.')}; no row of the {len(raw)} is a JSON object, so there is no format "
+                "to detect and nothing to train on.",
+                **raw.where(0),
+            ) from None
     detection = detect_spec_format(raw, spec, options)
     detector = get_format(detection.format)
     rows: list[dict[str, Any]] = []
     skipped: list[SkippedRow] = []
     for index, row in enumerate(raw.rows):
         try:
-            if not isinstance(row, Mapping):
-                raise RowError(f"a row must be a JSON object (got {type(row).__name__}).")
-            rows.append(detector.convert(row, options))
+            rows.append(detector.convert(_as_object(row), options))
         except RowError as exc:
             if spec.on_bad_rows == "skip":
                 skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason))
                 continue
             raise RowError(
-                f"{exc.reason} (format {detection.format!r}). Fix the row, or pass on_bad_rows='skip' to "
-                "leave such rows out (they are counted and reported).",
+                f"{exc.reason.rstrip('.')} (format {detection.format!r}). Fix the row, or pass "
+                "on_bad_rows='skip' to leave such rows out (they are counted and reported).",
                 field=exc.field,
                 **raw.where(index),
             ) from None
@@ -85,6 +95,15 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
             path=raw.name,
         )
     return PreparedRows(rows, report)
+
+
+def _as_object(row: Any) -> Mapping[str, Any]:
+    """The row itself, or a ``RowError`` when it is a line that was not JSON or is not a JSON object."""
+    if isinstance(row, UnreadableRow):
+        raise RowError(row.reason)
+    if not isinstance(row, Mapping):
+        raise RowError(f"a row must be a JSON object (got {type(row).__name__}).")
+    return row
 
 
 def prepare_dataset(spec: DatasetSpec, *, chat: bool) -> tuple[Dataset, DatasetReport]:

@@ -2,11 +2,14 @@
 
 JSON Lines, JSON and text files are read here, line by line, so that a broken line is reported with its
 file and line number; CSV and Parquet go through ``datasets``. Every source becomes a ``RawRows``: rows in
-order, each able to say where it came from.
+order, each able to say where it came from. Lines end at a line feed (or CR LF) only: JSON strings may
+hold U+2028 and other separators that ``str.splitlines`` would break on.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -19,9 +22,19 @@ import attrs
 from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.specs import DatasetSpec, InlineRows
 
-__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "load_rows"]
+__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows"]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
+
+
+@attrs.frozen
+class UnreadableRow:
+    """A line that is not valid JSON, kept in its place under ``on_bad_rows="skip"``.
+
+    Conversion reports it as a skipped row with its file and line, so that ``rows_read`` counts it.
+    """
+
+    reason: str
 
 
 @attrs.frozen
@@ -56,7 +69,8 @@ def load_rows(spec: DatasetSpec) -> RawRows:
 
     Raises:
         DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id.
-        RowError: a line that is not valid JSON (file and line named).
+        RowError: a line that is not valid JSON (file and line named; with ``on_bad_rows="skip"`` such a
+            line of a JSON Lines file becomes an ``UnreadableRow`` instead), or a file that is not UTF-8.
     """
     source = spec.source
     if isinstance(source, InlineRows):
@@ -86,12 +100,18 @@ def _looks_like_path(source: str) -> bool:
     return source.lower().endswith(SUPPORTED_SUFFIXES) or not _HUB_ID.match(source)
 
 
+def _is_data_file(path: Path, folder: Path) -> bool:
+    """A file of a supported type, not hidden and not inside a hidden folder (``.ipynb_checkpoints``)."""
+    hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+    return not hidden and path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
 def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    files = sorted(path for path in folder.rglob("*") if _is_data_file(path, folder))
     if not files:
         raise DataSourceError(
-            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}); put the data there "
-            "or point .dataset() at a file.",
+            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}); put the data "
+            "there or point .dataset() at a file.",
             path=str(folder),
         )
     rows: list[Any] = []
@@ -106,10 +126,11 @@ def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
 def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
     suffix = path.suffix.lower()
     name = str(path)
+    skip = spec.on_bad_rows == "skip"
     if suffix == ".jsonl":
-        rows, origins = _read_jsonl(path)
+        rows, origins = _read_jsonl(path, skip=skip)
     elif suffix == ".json":
-        rows, origins = _read_json(path)
+        rows, origins = _read_json(path, skip=skip)
     elif suffix == ".txt":
         rows, origins = _read_txt(path, spec.text_field)
     elif suffix in (".csv", ".parquet"):
@@ -141,37 +162,42 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _read_jsonl(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+def _lines(text: str) -> list[str]:
+    """Split at line feeds (and CR LF) only, so line numbers match what ``wc -l`` and editors count."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     rows: list[Any] = []
     origins: list[tuple[str, int | None, int]] = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise RowError(
+            reason = (
                 f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
-                "JSON object. Fix or remove the line.",
-                path=str(path),
-                line=number,
-            ) from None
+                "JSON object. Fix or remove the line."
+            )
+            if not skip:
+                raise RowError(reason, path=str(path), line=number) from None
+            row = UnreadableRow(reason)
         rows.append(row)
         origins.append((str(path), number, len(rows) - 1))
     return rows, origins
 
 
-def _read_json(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+def _read_json(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     text = _read_text(path)
+    if not text.strip():
+        return [], []
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos > 0 and text[: exc.pos].count("\n") >= 1 and text.lstrip().startswith("{"):
-            # Probably JSON Lines saved with a .json suffix.
-            try:
-                return _read_jsonl(path)
-            except RowError:
-                pass
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            # One object, then another: JSON Lines saved with a .json suffix; read (and report) it as such.
+            return _read_jsonl(path, skip=skip)
         raise RowError(
             f"not valid JSON ({exc.msg} at column {exc.colno}); a .json file must hold a list of objects "
             "(or an object whose 'data', 'rows' or 'train' key holds the list).",
@@ -187,7 +213,8 @@ def _read_json(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]
             data = [data]
     if not isinstance(data, list):
         raise DataSourceError(
-            f"{str(path)!r} holds a JSON {type(data).__name__}; it must hold a list of row objects.", path=str(path)
+            f"{str(path)!r} holds a JSON {type(data).__name__}; it must hold a list of row objects.",
+            path=str(path),
         )
     return data, [(str(path), None, index) for index in range(len(data))]
 
@@ -195,7 +222,7 @@ def _read_json(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]
 def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     rows: list[Any] = []
     origins: list[tuple[str, int | None, int]] = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path)), start=1):
         if line.strip():
             rows.append({text_field: line})
             origins.append((str(path), number, len(rows) - 1))
@@ -205,6 +232,7 @@ def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, i
 def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     import datasets
 
+    lines = _csv_record_lines(path) if suffix == ".csv" else None
     datasets.disable_progress_bars()
     try:
         if suffix == ".csv":
@@ -216,10 +244,31 @@ def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[
     finally:
         datasets.enable_progress_bars()
     rows = table.to_list()
-    line_offset = 2 if suffix == ".csv" else None  # the header is line 1
-    return rows, [
-        (str(path), index + line_offset if line_offset else None, index) for index in range(len(rows))
-    ]
+    if lines is None or len(lines) != len(rows):
+        return rows, [(str(path), None, index) for index in range(len(rows))]
+    return rows, [(str(path), line, index) for index, line in enumerate(lines)]
+
+
+def _csv_record_lines(path: Path) -> list[int] | None:
+    """The line on which each CSV record after the header starts, or ``None`` if that cannot be told.
+
+    Quoted fields may span lines and blank lines are skipped, as ``datasets`` (pandas) reads them.
+
+    Raises:
+        RowError: the file is not UTF-8 (the line of the first bad byte is named).
+    """
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    starts: list[int] = []
+    try:
+        previous = 0
+        for record in reader:
+            if record:
+                starts.append(previous + 1)
+            previous = reader.line_num
+    except csv.Error:
+        return None
+    return starts[1:]
 
 
 def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
@@ -229,8 +278,8 @@ def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
         table = datasets.load_dataset(name, split=spec.split)
     except Exception as exc:
         raise DataSourceError(
-            f"could not load {name!r} as a local path or a hub dataset ({type(exc).__name__}: {exc}). If it is a "
-            "file, check the path; if it is a hub id, check the name and that this machine is online.",
+            f"could not load {name!r} as a local path or a hub dataset ({type(exc).__name__}: {exc}). If it "
+            "is a file, check the path; if it is a hub id, check the name and that this machine is online.",
             path=name,
         ) from exc
     return _read_dataset_object(table, spec, name=name)

@@ -23,6 +23,11 @@ __all__ = [
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 
+# A row that has a format's own field (``messages``, the text field) with a wrong value still matches that
+# format, weakly (a fifth of its usual score), so conversion reports what is wrong as a ``RowError``, which
+# ``on_bad_rows="skip"`` can skip, instead of detection failing for the whole dataset.
+MALFORMED_SHARE = 0.2
+
 
 def _text_of(content: Any, field: str) -> str:
     """A message's content as one string; typed text parts are joined, other part types refused."""
@@ -33,16 +38,24 @@ def _text_of(content: Any, field: str) -> str:
         for index, part in enumerate(content):
             if isinstance(part, str):
                 texts.append(part)
-            elif isinstance(part, Mapping) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+            elif _is_text_part(part):
                 texts.append(part["text"])
             else:
                 raise RowError(
-                    f"content part {index} is {_describe(part)}; only text parts ({{'type': 'text', 'text': ...}}) "
-                    "can be trained on here.",
+                    f"content part {index} is {_describe(part)}; only text parts "
+                    "({'type': 'text', 'text': ...}) can be trained on here.",
                     field=field,
                 )
         return "".join(texts)
-    raise RowError(f"content must be a string or a list of text parts (got {_describe(content)}).", field=field)
+    raise RowError(
+        f"content must be a string or a list of text parts (got {_describe(content)}).", field=field
+    )
+
+
+def _is_text_part(part: Any) -> bool:
+    if not isinstance(part, Mapping):
+        return False
+    return part.get("type", "text") == "text" and isinstance(part.get("text"), str)
 
 
 def _describe(value: Any) -> str:
@@ -52,7 +65,9 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
-def normalise_messages(messages: Any, field: str = "messages", *, need_assistant: bool = True) -> list[dict[str, Any]]:
+def normalise_messages(
+    messages: Any, field: str = "messages", *, need_assistant: bool = True
+) -> list[dict[str, Any]]:
     """Check a conversation and return it as ``[{"role", "content"[, "tool_calls", "name"]}]``.
 
     Raises:
@@ -65,7 +80,9 @@ def normalise_messages(messages: Any, field: str = "messages", *, need_assistant
     for index, message in enumerate(messages):
         where = f"{field}[{index}]"
         if not isinstance(message, Mapping):
-            raise RowError(f"must be a message object with role and content (got {_describe(message)}).", field=where)
+            raise RowError(
+                f"must be a message object with role and content (got {_describe(message)}).", field=where
+            )
         role = message.get("role")
         if role not in CHAT_ROLES:
             raise RowError(
@@ -88,7 +105,9 @@ def normalise_messages(messages: Any, field: str = "messages", *, need_assistant
             normalised["name"] = message["name"]
         out.append(normalised)
     if need_assistant and not any(message["role"] == "assistant" for message in out):
-        raise RowError("the conversation has no assistant message, so there is nothing to learn.", field=field)
+        raise RowError(
+            "the conversation has no assistant message, so there is nothing to learn.", field=field
+        )
     return out
 
 
@@ -111,13 +130,13 @@ class MessagesFormat:
     canonical: str = "messages"
 
     def match(self, row: Mapping[str, Any], options: FormatOptions) -> FormatMatch:
-        """A ``messages`` field holding a list whose items have a ``role``."""
-        value = row.get("messages")
-        if value is None:
+        """A ``messages`` list whose items have a ``role``; weakly, any ``messages`` field."""
+        if "messages" not in row:
             return FormatMatch.no("no 'messages' field")
-        if not isinstance(value, list) or not value or not all(isinstance(m, Mapping) and "role" in m for m in value):
-            return FormatMatch.no("'messages' is not a list of {role, content} objects")
-        return FormatMatch.yes(1.0, "'messages' is a list of {role, content} objects")
+        value = row["messages"]
+        if isinstance(value, list) and value and all(isinstance(m, Mapping) and "role" in m for m in value):
+            return FormatMatch.yes(1.0, "'messages' is a list of {role, content} objects")
+        return FormatMatch.yes(MALFORMED_SHARE, "has a 'messages' field, though not a list of messages")
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
         """Validate roles and contents; content parts are joined into text."""
@@ -189,7 +208,9 @@ def _history(value: Any) -> list[tuple[str, str]]:
     if value in (None, ""):
         return []
     if not isinstance(value, Sequence) or isinstance(value, str):
-        raise RowError(f"must be a list of [instruction, response] pairs (got {_describe(value)}).", field="history")
+        raise RowError(
+            f"must be a list of [instruction, response] pairs (got {_describe(value)}).", field="history"
+        )
     pairs = []
     for index, pair in enumerate(value):
         if (
@@ -198,7 +219,9 @@ def _history(value: Any) -> list[tuple[str, str]]:
             or len(pair) != 2
             or not all(isinstance(part, str) for part in pair)
         ):
-            raise RowError(f"item {index} must be an [instruction, response] pair of strings.", field="history")
+            raise RowError(
+                f"item {index} must be an [instruction, response] pair of strings.", field="history"
+            )
         pairs.append((pair[0], pair[1]))
     return pairs
 
@@ -212,10 +235,16 @@ INSTRUCTION_PAIRS: tuple[tuple[str, str], ...] = (
 )
 """The (instruction, answer) field pairs the instruction-response format recognises, most specific first."""
 
+INSTRUCTION_CONTEXTS = ("context", "input")
+"""Fields that may hold context for the instruction (Dolly's ``context``), put after it in the prompt."""
+
 
 @attrs.frozen
 class InstructionResponseFormat:
-    """Instruction-response rows: ``instruction``/``response`` and its cousins (``question``/``answer``, ...)."""
+    """Instruction-response rows: ``instruction``/``response`` and cousins (``question``/``answer``, ...).
+
+    An optional ``context`` (or ``input``, unless it is the instruction itself) follows the instruction.
+    """
 
     name: str = "instruction_response"
     canonical: str = "prompt_completion"
@@ -237,14 +266,22 @@ class InstructionResponseFormat:
         return FormatMatch.yes(score, f"has {pair[0]!r} and {pair[1]!r} fields")
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
-        """The instruction becomes the prompt, the response the completion."""
+        """The instruction (and its context) becomes the prompt, the response the completion."""
         pair = self._pair(row)
         if pair is None:
             raise RowError("has none of the instruction/response field pairs.", field=None)
         system = row.get("system") or None
         if system is not None and not isinstance(system, str):
             raise RowError(f"must be a string (got {_describe(system)}).", field="system")
-        return instruction_row(_non_empty_str(row, pair[0]), _non_empty_str(row, pair[1]), options, system=system)
+        context = ""
+        for key in INSTRUCTION_CONTEXTS:
+            if key not in pair and row.get(key) not in (None, ""):
+                if not isinstance(row[key], str):
+                    raise RowError(f"must be a string (got {_describe(row[key])}).", field=key)
+                context = row[key]
+                break
+        instruction, answer = _non_empty_str(row, pair[0]), _non_empty_str(row, pair[1])
+        return instruction_row(instruction, answer, options, context=context, system=system)
 
 
 @attrs.frozen
@@ -278,18 +315,26 @@ class TextFormat:
     canonical: str = "text"
 
     def match(self, row: Mapping[str, Any], options: FormatOptions) -> FormatMatch:
-        """The text field holds a string."""
-        value = row.get(options.text_field)
-        if isinstance(value, str):
+        """The text field holds a string (weakly: the text field is there at all)."""
+        if options.text_field not in row:
+            return FormatMatch.no(f"no field {options.text_field!r}")
+        if isinstance(row[options.text_field], str):
             return FormatMatch.yes(0.5, f"has a text field {options.text_field!r}")
-        return FormatMatch.no(f"no string field {options.text_field!r}")
+        reason = f"has a field {options.text_field!r}, though not a string"
+        return FormatMatch.yes(MALFORMED_SHARE * 0.5, reason)
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
         """The text field, renamed to ``text``."""
         return {"text": _non_empty_str(row, options.text_field)}
 
 
-BUILTIN_FORMATS = (MessagesFormat(), AlpacaFormat(), InstructionResponseFormat(), PromptCompletionFormat(), TextFormat())
+BUILTIN_FORMATS = (
+    MessagesFormat(),
+    AlpacaFormat(),
+    InstructionResponseFormat(),
+    PromptCompletionFormat(),
+    TextFormat(),
+)
 
 
 def register_builtin_formats() -> None:

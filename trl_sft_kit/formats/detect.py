@@ -38,7 +38,11 @@ class Detection:
 
     def describe(self) -> str:
         """One readable sentence."""
-        how = "chosen by the recipe" if self.forced else f"detected on {self.sampled_rows} of {self.total_rows} rows"
+        how = (
+            "chosen by the recipe"
+            if self.forced
+            else f"detected on {self.sampled_rows} of {self.total_rows} rows"
+        )
         return f"format {self.format!r} ({how}): {self.reason}"
 
 
@@ -61,9 +65,12 @@ def detect_format(
         source: how to name the data in errors (a path).
         row_label: how to name row ``i`` in errors (``line 12``).
 
+    Rows that are not objects (a JSON list or string on a line) say nothing about the format and are left
+    for conversion to report (or skip) with their file and line.
+
     Raises:
-        DatasetFormatError: no rows; a row no format fits; rows of different formats (with counts and
-            example rows); or a tie between formats (with the way to force one).
+        DatasetFormatError: no rows; no sampled row is an object; a row no format fits; rows of different
+            formats (with counts and example rows); or a tie between formats (with the way to force one).
     """
     get: Callable[[int], Mapping[str, Any]] = rows if callable(rows) else rows.__getitem__
     if total == 0:
@@ -76,20 +83,20 @@ def detect_format(
     indices = sample_indices(total)
     per_format: dict[str, list[int]] = defaultdict(list)
     reasons: dict[str, str] = {}
+    not_objects: list[int] = []
     for index in indices:
         row = get(index)
         if not isinstance(row, Mapping):
-            raise DatasetFormatError(
-                f"{source}, {row_label(index)}: a row must be a JSON object (got {type(row).__name__}).",
-                path=source,
-            )
+            not_objects.append(index)
+            continue
         matches = [(detector, detector.match(row, options)) for detector in detectors]
         fitting = [(detector, match) for detector, match in matches if match]
         if not fitting:
             why = "; ".join(f"{detector.name}: {match.reason}" for detector, match in matches)
+            fields = ", ".join(map(repr, row)) or "none"
             raise DatasetFormatError(
-                f"{source}, {row_label(index)} fits no known format (fields: {', '.join(map(repr, row)) or 'none'}). "
-                f"{why}. Rename fields with .dataset(..., columns={{'old': 'new'}}) or register a format.",
+                f"{source}, {row_label(index)} fits no known format (fields: {fields}). {why}. Rename "
+                "fields with .dataset(..., columns={'old': 'new'}) or register a format.",
                 path=source,
             )
         best = max(match.score for _, match in fitting)
@@ -104,6 +111,7 @@ def detect_format(
         detector, match = top[0]
         per_format[detector.name].append(index)
         reasons.setdefault(detector.name, match.reason)
+    sampled = len(indices) - len(not_objects)
     if len(per_format) > 1:
         counts = Counter({name: len(found) for name, found in per_format.items()})
         parts = [
@@ -111,10 +119,17 @@ def detect_format(
             for name, count in counts.most_common()
         ]
         raise DatasetFormatError(
-            f"{source} mixes formats among {len(indices)} sampled rows: {'; '.join(parts)}. Split it into one "
-            "file per format, or force one with .dataset(..., format=<name>) and skip the rest with "
+            f"{source} mixes formats among {sampled} sampled rows: {'; '.join(parts)}. Split it into "
+            "one file per format, or force one with .dataset(..., format=<name>) and skip the rest with "
             "on_bad_rows='skip'.",
             path=source,
         )
+    if not per_format:
+        first = not_objects[0]
+        raise DatasetFormatError(
+            f"{source}: none of the {len(indices)} sampled rows is an object with named fields "
+            f"({row_label(first)} is a {type(get(first)).__name__}); each row must be a JSON object.",
+            path=source,
+        )
     (name,) = per_format
-    return Detection(name, get_format(name).canonical, reasons[name], len(indices), total)
+    return Detection(name, get_format(name).canonical, reasons[name], sampled, total)

@@ -29,14 +29,17 @@ def _check_detector(plugin: Any) -> FormatDetector:
             name=getattr(plugin, "name", None),
         )
     if not callable(plugin.match) or not callable(plugin.convert):
-        raise PluginError(f"{plugin!r}: match and convert must be methods.", name=getattr(plugin, "name", None))
+        raise PluginError(
+            f"{plugin!r}: match and convert must be methods.", name=getattr(plugin, "name", None)
+        )
     if plugin.canonical not in CANONICAL_KINDS:
         raise PluginError(
             f"format {plugin.name!r} converts to {plugin.canonical!r}; canonical must be one of "
             f"{', '.join(CANONICAL_KINDS)}.",
             name=plugin.name,
         )
-    return plugin  # type: ignore[no-any-return]
+    detector: FormatDetector = plugin
+    return detector
 
 
 _REGISTRY: Registry[FormatDetector] = Registry("format detector", ENTRY_POINT_GROUP, _check_detector)
