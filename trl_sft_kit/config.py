@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trl_sft_kit.errors import ConfigError, RecipeError
-from trl_sft_kit.sft_fields import FIELD_ALIASES, sftconfig_fields
+from trl_sft_kit.sft_fields import FIELD_ALIASES, resolve_training_fields, sftconfig_fields
 from trl_sft_kit.specs import InlineRows, spec_to_dict, thaw
 
 if TYPE_CHECKING:
@@ -31,7 +32,16 @@ if TYPE_CHECKING:
 __all__ = ["LEGACY_KEYS", "dump_yaml", "load_yaml", "recipe_from_dict", "recipe_to_dict"]
 
 SECTIONS = (
-    "model", "dataset", "lora", "quantization", "packing", "neftune", "liger", "loss", "chat_template", "tokens",
+    "model",
+    "dataset",
+    "lora",
+    "quantization",
+    "packing",
+    "neftune",
+    "liger",
+    "loss",
+    "chat_template",
+    "tokens",
     "training",
 )
 
@@ -77,12 +87,11 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
     if model is not None:
         if model.is_loaded or (model.tokenizer is not None and not isinstance(model.tokenizer, str)):
             raise ConfigError(
-                "a recipe holding a loaded model or tokenizer cannot be written to a file; save the model with "
-                "save_pretrained() and pass its folder to .model().",
+                "a recipe holding a loaded model or tokenizer cannot be written to a file; save the model "
+                "with save_pretrained() and pass its folder to .model().",
                 key="model",
             )
-        data["model"] = _non_default(spec_to_dict(model), {"tokenizer": None, "dtype": "auto",
-                                     "attn_implementation": None, "trust_remote_code": False, "revision": None})
+        data["model"] = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
     dataset = recipe.dataset_spec
     if dataset is not None:
         if not dataset.is_serialisable:
@@ -91,8 +100,7 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
                 "dataset.to_json('data.jsonl') and pass that path to .dataset().",
                 key="dataset",
             )
-        section = _non_default(spec_to_dict(dataset), {"format": "auto", "split": "train", "text_field": "text",
-                                                     "columns": None, "on_bad_rows": "error"})
+        section = _non_default(spec_to_dict(dataset), _DATASET_DEFAULTS)
         if isinstance(dataset.source, InlineRows):
             section.pop("source")
             section["rows"] = dataset.source.to_list()
@@ -114,12 +122,29 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
         data["loss"] = recipe.loss_spec.mode
     if recipe.tokens_spec.chat_template is not None:
         data["chat_template"] = recipe.tokens_spec.chat_template
-    tokens = {k: v for k, v in (("eos", recipe.tokens_spec.eos), ("pad", recipe.tokens_spec.pad)) if v is not None}
+    tokens = {key: value for key, value in (("eos", recipe.tokens_spec.eos), ("pad", recipe.tokens_spec.pad))
+              if value is not None}
     if tokens:
         data["tokens"] = tokens
     if recipe.training_fields:
         data["training"] = thaw(dict(recipe.training_fields))
     return data
+
+
+_MODEL_DEFAULTS = {
+    "tokenizer": None,
+    "dtype": "auto",
+    "attn_implementation": None,
+    "trust_remote_code": False,
+    "revision": None,
+}
+_DATASET_DEFAULTS = {
+    "format": "auto",
+    "split": "train",
+    "text_field": "text",
+    "columns": None,
+    "on_bad_rows": "error",
+}
 
 
 def _non_default(section: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +180,7 @@ def _unwrap_stage(data: Mapping[str, Any]) -> Mapping[str, Any]:
     for name in _STAGE_NAMES:
         if name in stages:
             extra = [key for key in data if key not in ("stages", "stage_configs")]
-            inner = dict(stages[name] or {})
+            inner = dict(_expect(stages[name] or {}, Mapping, f"stage_configs.{name}"))
             for key in extra:  # pipeline-level settings (output_dir, model_name_or_path) apply to the stage
                 inner.setdefault(key, data[key])
             return inner
@@ -180,18 +205,60 @@ def _expect(value: Any, kinds: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
+def _number(value: Any, key: str, *, whole: bool = False) -> Any:
+    """A number from a config; text such as ``1e-1`` (which YAML 1.1 reads as a string) is read as one."""
+    wanted = "a whole number" if whole else "a number"
+    given = value
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{key!r} must be {wanted} (got {given!r}).", key=key) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key!r} must be {wanted} (got {given!r}).", key=key)
+    if whole and isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"{key!r} must be {wanted} (got {given!r}).", key=key)
+        value = int(value)
+    return value
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    """A true/false key that may be missing or null (both mean false)."""
+    value = data.get(key)
+    return False if value is None else bool(_expect(value, bool, key))
+
+
+def _first(data: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
+    """The first of ``keys`` set to something other than null, and its value; ``(keys[0], None)`` if none."""
+    for key in keys:
+        if data.get(key) is not None:
+            return key, data[key]
+    return keys[0], None
+
+
 def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data[key]
+    value = data.get(key)
+    if value is None:
+        return {}
     if isinstance(value, str) and key in ("model", "dataset"):
         return {"source": value}
     return dict(_expect(value, Mapping, key))
 
 
-def _call(method: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+def _call(method: Any, key: str, *args: Any, keys: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    """Call a recipe method with config values; its errors become ``ConfigError`` naming the config key.
+
+    ``keys`` maps a spec field (``dropout``) to the config key that set it (``lora_dropout``), so that an
+    error about that field names the key the user wrote.
+    """
     try:
         return method(*args, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{key!r}: {exc}", key=key) from None
+    except ConfigError:
+        raise
+    except (TypeError, RecipeError) as exc:
+        named = next((k for field, k in (keys or {}).items() if str(exc).startswith(repr(field))), key)
+        raise ConfigError(f"{named!r}: {exc}", key=named) from None
 
 
 def _build(data: Mapping[str, Any]) -> SFTRecipe:
@@ -204,7 +271,10 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
     unknown_keys = [
         key
         for key in data
-        if key not in SECTIONS and key not in LEGACY_KEYS and key not in known_fields and key not in FIELD_ALIASES
+        if key not in SECTIONS
+        and key not in LEGACY_KEYS
+        and key not in known_fields
+        and key not in FIELD_ALIASES
         and key != "stages"
     ]
     if unknown_keys:
@@ -212,21 +282,13 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         raise ConfigError(message, key=unknown_keys[0])
 
     recipe = SFTRecipe()
-    training: dict[str, Any] = {}
-    if "training" in data:
-        training.update(_section(data, "training"))
-    # flat SFTConfig fields and aliases at the top level
-    for key, value in data.items():
-        if key in SECTIONS or key in LEGACY_KEYS or key == "stages":
-            continue
-        training[key] = value
-    if "max_seq_length" in data:
-        training["max_length"] = data["max_seq_length"]
+    training = _training_from(data)
 
     # model
-    model: dict[str, Any] = _section(data, "model") if "model" in data else {}
-    if "model_name_or_path" in data:
-        model.setdefault("source", _expect(data["model_name_or_path"], str, "model_name_or_path"))
+    model = _section(data, "model")
+    key, value = _first(data, "model_name_or_path")
+    if value is not None:
+        model.setdefault("source", _expect(value, str, key))
     if model:
         source = model.pop("source", None) or model.pop("name_or_path", None)
         if source is None:
@@ -234,11 +296,11 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         recipe = _call(recipe.model, "model", source, **model)
 
     # dataset
-    dataset: dict[str, Any] = _section(data, "dataset") if "dataset" in data else {}
-    if "dataset_name_or_path" in data:
-        dataset.setdefault("source", _expect(data["dataset_name_or_path"], str, "dataset_name_or_path"))
-    if "dataset_text_field" in data:
-        dataset.setdefault("text_field", _expect(data["dataset_text_field"], str, "dataset_text_field"))
+    dataset = _section(data, "dataset")
+    for old, new in (("dataset_name_or_path", "source"), ("dataset_text_field", "text_field")):
+        key, value = _first(data, old)
+        if value is not None:
+            dataset.setdefault(new, _expect(value, str, key))
     if dataset:
         source = dataset.pop("source", None)
         rows = dataset.pop("rows", None)
@@ -251,83 +313,137 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
     recipe = _packing_from(data, recipe)
     recipe = _loss_from(data, recipe)
 
-    neftune = data.get("neftune", data.get("neftune_noise_alpha"))
+    key, neftune = _first(data, "neftune", "neftune_noise_alpha")
     if neftune is not None:
-        key = "neftune" if "neftune" in data else "neftune_noise_alpha"
-        recipe = recipe.neftune(_expect(neftune, (int, float), key))
-    liger = data.get("liger", data.get("use_liger_kernel", False))
-    recipe = recipe.liger(_expect(liger, bool, "liger" if "liger" in data else "use_liger_kernel"))
-    template = data.get("chat_template", data.get("chat_template_path"))
+        recipe = _call(recipe.neftune, key, _number(neftune, key))
+    key = "liger" if data.get("liger") is not None else "use_liger_kernel"
+    recipe = _call(recipe.liger, key, _flag(data, key))
+    key, template = _first(data, "chat_template", "chat_template_path")
     if template is not None:
-        recipe = recipe.chat_template(_expect(template, str, "chat_template"))
-    tokens = dict(_expect(data.get("tokens", {}), Mapping, "tokens"))
+        recipe = _call(recipe.chat_template, key, _expect(template, str, key))
+    tokens = _section(data, "tokens")
     eos, pad = tokens.pop("eos", data.get("eos_token")), tokens.pop("pad", data.get("pad_token"))
     if tokens:
-        raise ConfigError(f"'tokens' takes 'eos' and 'pad' (got {', '.join(map(repr, tokens))}).", key="tokens")
+        listed = ", ".join(map(repr, tokens))
+        raise ConfigError(f"'tokens' takes 'eos' and 'pad' (got {listed}).", key="tokens")
     if eos is not None or pad is not None:
-        recipe = recipe.tokens(eos=eos, pad=pad)
+        where = {"eos": "tokens.eos" if "tokens" in data else "eos_token"}
+        where["pad"] = "tokens.pad" if "tokens" in data else "pad_token"
+        recipe = _call(recipe.tokens, "tokens", eos=eos, pad=pad, keys=where)
     if training:
-        recipe = recipe.training(**training)
+        recipe = _call(recipe.training, "training", **training)
     return recipe
+
+
+def _training_from(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The SFTConfig fields of a config: its ``training`` section, and flat fields and aliases.
+
+    Each is checked on its own, so that an error names the key that caused it.
+
+    Raises:
+        ConfigError: an unknown or refused field, a value of the wrong type, or one field set twice.
+    """
+    entries = [(f"training.{name}", name, value) for name, value in _section(data, "training").items()]
+    entries += [
+        (key, key, value)
+        for key, value in data.items()
+        if key not in SECTIONS and key != "stages" and (key not in LEGACY_KEYS or key in FIELD_ALIASES)
+    ]
+    fields: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for key, name, value in entries:
+        try:
+            ((field, coerced),) = resolve_training_fields({str(name): value}).items()
+        except RecipeError as exc:
+            raise ConfigError(str(exc), key=key) from None
+        if field in fields:
+            raise ConfigError(
+                f"{where[field]!r} and {key!r} both set the SFTConfig field {field!r}; keep one.", key=key
+            )
+        fields[field], where[field] = coerced, key
+    return fields
+
+
+_LORA_KEYS = {
+    "lora_r": "r",
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+    "lora_target_modules": "target_modules",
+}
 
 
 def _lora_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     lora: dict[str, Any] | None = None
+    keys: dict[str, str] = {}
     if "lora" in data and data["lora"] is not None and data["lora"] is not False:
         lora = {} if data["lora"] is True else _section(data, "lora")
         options = lora.pop("options", None) or {}
         lora.update(_expect(options, Mapping, "lora.options"))
-    flat = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "lora_target_modules": "target_modules"}
-    given = {new: data[old] for old, new in flat.items() if old in data and data[old] is not None}
+        keys = {name: f"lora.{name}" for name in lora}
+    given = {new: data[old] for old, new in _LORA_KEYS.items() if data.get(old) is not None}
+    keys.update({new: old for old, new in _LORA_KEYS.items() if data.get(old) is not None})
     use_lora = data.get("use_lora")
+    if use_lora is not None:
+        _expect(use_lora, bool, "use_lora")
     if given or use_lora:
         lora = {**(lora or {}), **given}
     if use_lora is False:
         lora = None
     if lora is None:
         return recipe
-    return _call(recipe.lora, "lora", **lora)  # type: ignore[no-any-return]
+    for name, whole in (("r", True), ("alpha", False), ("dropout", False)):
+        if name in lora:
+            lora[name] = _number(lora[name], keys.get(name, f"lora.{name}"), whole=whole)
+    return _call(recipe.lora, "lora", keys=keys, **lora)
+
+
+_BNB_KEYS = (
+    ("bnb_4bit_quant_type", "quant_type"),
+    ("bnb_4bit_compute_dtype", "compute_dtype"),
+    ("bnb_4bit_use_double_quant", "double_quant"),
+    ("use_nested_quant", "double_quant"),
+)
 
 
 def _quantization_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     quant: dict[str, Any] | None = None
+    keys: dict[str, str] = {}
     if "quantization" in data and data["quantization"] is not None:
         value = data["quantization"]
         quant = {"mode": value} if isinstance(value, (str, int)) else _section(data, "quantization")
-    use_4bit = _expect(data.get("use_4bit", False), bool, "use_4bit")
-    use_8bit = _expect(data.get("use_8bit", False), bool, "use_8bit")
+        keys = {name: f"quantization.{name}" for name in quant}
+    use_4bit, use_8bit = _flag(data, "use_4bit"), _flag(data, "use_8bit")
     if use_4bit and use_8bit:
         raise ConfigError("use_4bit and use_8bit are both true; choose one.", key="use_4bit")
     if use_4bit or use_8bit:
         quant = {**(quant or {}), "mode": "4bit" if use_4bit else "8bit"}
-        for old, new in (("bnb_4bit_quant_type", "quant_type"), ("bnb_4bit_compute_dtype", "compute_dtype"),
-                         ("bnb_4bit_use_double_quant", "double_quant"), ("use_nested_quant", "double_quant")):
+        for old, new in _BNB_KEYS:
             if data.get(old) is not None:
-                quant[new] = data[old]
+                quant[new], keys[new] = data[old], old
     if quant is None:
         return recipe
     mode = quant.pop("mode", None) or quant.pop("bits", None)
     if mode is None:
         raise ConfigError("the 'quantization' section needs 'mode': '4bit' or '8bit'.", key="quantization")
-    return _call(recipe.quantize, "quantization", mode, **quant)  # type: ignore[no-any-return]
+    return _call(recipe.quantize, "quantization", mode, keys=keys, **quant)
 
 
 def _packing_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     value = data.get("packing")
     if value is None or value is False:
         return recipe
+    key, strategy = "packing", value
     if value is True:
-        strategy = data.get("packing_strategy") or "ffd"
-    else:
-        strategy = value
-    return recipe.packing(_expect(strategy, str, "packing_strategy"))
+        key, strategy = _first(data, "packing_strategy")
+        strategy = "ffd" if strategy is None else strategy
+    return _call(recipe.packing, key, _expect(strategy, str, key))
 
 
 def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
-    if "loss" in data:
-        return recipe.loss(_expect(data["loss"], str, "loss"))
+    if data.get("loss") is not None:
+        return _call(recipe.loss, "loss", _expect(data["loss"], str, "loss"))
     completion = data.get("completion_only_loss")
-    assistant = _expect(data.get("assistant_only_loss", False) or False, bool, "assistant_only_loss")
+    assistant = _flag(data, "assistant_only_loss")
     if completion is not None:
         _expect(completion, bool, "completion_only_loss")
     if assistant and completion:
@@ -349,14 +465,45 @@ def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
 
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
-    """YAML text for plain data, keys in the order given."""
+    """YAML text for plain data, keys in the order given; ``load_yaml`` reads back exactly ``data``.
+
+    Non-ASCII text is written as it is, except when a string holds U+0085 (NEL): PyYAML writes that raw
+    and reads it back as a line break, so then every non-ASCII character is escaped instead.
+
+    Raises:
+        ConfigError: a value YAML cannot hold (an object rather than strings, numbers, lists and dicts).
+    """
     import yaml
 
-    return str(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True))
+    try:
+        text = str(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True))
+        if "\x85" in text:
+            text = str(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=False))
+        return text
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"the recipe holds a value YAML cannot write ({exc}); give plain strings, numbers, lists and "
+            "dicts."
+        ) from None
+
+
+def _names_file(text: str) -> bool:
+    """Whether ``from_yaml``'s argument names a file: one line that is a file or holds no ``key: value``."""
+    if "\n" in text or not text.strip():
+        return False
+    try:
+        if Path(text).is_file():
+            return True
+    except (OSError, ValueError):
+        return False
+    return re.search(r":(\s|$)", text) is None
 
 
 def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
     """Read YAML from a file path or from text.
+
+    A ``PathLike``, or a one-line string that is an existing file or holds no ``key: value``, is a path
+    (so ``C:\\configs\\sft.yaml`` is one); anything else is YAML text.
 
     Raises:
         ConfigError: the file is missing, the YAML is malformed (with its line), or it is not a mapping.
@@ -364,12 +511,13 @@ def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
     import yaml
 
     text: str
-    name = "YAML text"
-    if isinstance(path_or_text, os.PathLike) or ("\n" not in str(path_or_text) and ":" not in str(path_or_text)):
-        path = Path(path_or_text)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist.", path=str(path))
-        text, name = path.read_text(encoding="utf-8"), str(path)
+    name, path = "YAML text", None
+    if isinstance(path_or_text, os.PathLike) or _names_file(str(path_or_text)):
+        file = Path(path_or_text)
+        if not file.is_file():
+            raise ConfigError(f"config file {str(file)!r} does not exist.", path=str(file))
+        text, name = file.read_text(encoding="utf-8"), str(file)
+        path = name
     else:
         text = str(path_or_text)
     try:
@@ -377,7 +525,7 @@ def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{name} is not valid YAML{where}: {exc}", path=name) from None
+        raise ConfigError(f"{name} is not valid YAML{where}: {exc}", path=path) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{name} must hold a mapping of settings (got {type(data).__name__}).", path=name)
+        raise ConfigError(f"{name} must hold a mapping of settings (got {type(data).__name__}).", path=path)
     return data

@@ -28,6 +28,7 @@ from trl_sft_kit.specs import (
     PackingSpec,
     QuantizationSpec,
     TokensSpec,
+    of_type,
 )
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class SFTRecipe:
     quantization_spec: QuantizationSpec | None = None
     packing_spec: PackingSpec | None = None
     neftune_spec: NeftuneSpec | None = None
-    liger_enabled: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    loss_spec: LossSpec = LossSpec()
-    tokens_spec: TokensSpec = TokensSpec()
+    liger_enabled: bool = attrs.field(default=False, validator=of_type(bool))
+    loss_spec: LossSpec = attrs.field(factory=LossSpec)
+    tokens_spec: TokensSpec = attrs.field(factory=TokensSpec)
     training_fields: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_training_fields)
 
     # ---------------------------------------------------------------------------------- builders
@@ -113,7 +114,7 @@ class SFTRecipe:
         self,
         source: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any,
         *,
-        format: str = "auto",  # noqa: A002 - the name users know
+        format: str = "auto",
         split: str = "train",
         text_field: str = "text",
         columns: Mapping[str, str] | None = None,
@@ -142,7 +143,12 @@ class SFTRecipe:
                     f"{', '.join(map(repr, format_names()))}."
                 )
         spec = DatasetSpec(
-            source, format=format, split=split, text_field=text_field, columns=columns, on_bad_rows=on_bad_rows
+            source,
+            format=format,
+            split=split,
+            text_field=text_field,
+            columns=columns,
+            on_bad_rows=on_bad_rows,
         )
         return attrs.evolve(self, dataset_spec=spec)
 
@@ -161,7 +167,9 @@ class SFTRecipe:
         >>> SFTRecipe().lora(r=8).lora_spec
         LoraSpec(r=8, alpha=32, dropout=0.05, target_modules='all-linear', options={})
         """
-        spec = LoraSpec(r=r, alpha=alpha, dropout=dropout, target_modules=target_modules, options=more_peft_options)
+        spec = LoraSpec(
+            r=r, alpha=alpha, dropout=dropout, target_modules=target_modules, options=more_peft_options
+        )
         return attrs.evolve(self, lora_spec=spec)
 
     def quantize(
@@ -180,7 +188,9 @@ class SFTRecipe:
         >>> SFTRecipe().quantize("8bit").quantization_spec.bits
         8
         """
-        spec = QuantizationSpec(mode, quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype)
+        spec = QuantizationSpec(
+            mode, quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype
+        )
         return attrs.evolve(self, quantization_spec=spec)
 
     def packing(self, strategy: str | bool = "ffd") -> Self:
@@ -245,7 +255,7 @@ class SFTRecipe:
         return attrs.evolve(self, tokens_spec=attrs.evolve(self.tokens_spec, eos=eos, pad=pad))
 
     def training(self, **fields: Any) -> Self:
-        """Return a new recipe with these ``SFTConfig`` fields; adds to earlier calls, a repeated field replaces.
+        """Return a new recipe with these ``SFTConfig`` fields; adds to earlier calls, a repeat replaces.
 
         Any ``SFTConfig`` field is accepted (``max_length``, ``num_train_epochs``, ``learning_rate``,
         ``output_dir``, ``seed``, ...), plus the aliases ``epochs``, ``batch_size``, ``lr`` and
@@ -275,8 +285,8 @@ class SFTRecipe:
             problems.append("no training data: add .dataset(path_or_rows).")
         if self.quantization_spec is not None and self.lora_spec is None:
             problems.append(
-                f"quantize({self.quantization_spec.mode!r}) without lora(): quantized weights cannot be trained "
-                "directly; add .lora() (QLoRA) or drop .quantize()."
+                f"quantize({self.quantization_spec.mode!r}) without lora(): quantized weights cannot be "
+                "trained directly; add .lora() (QLoRA) or drop .quantize()."
             )
         packer = None
         if self.packing_spec is not None:
@@ -358,7 +368,7 @@ class SFTRecipe:
     # ---------------------------------------------------------------------------------- running
 
     def compile(self) -> Compiled:
-        """Validate, then build the real ``SFTConfig`` and a ready ``SFTTrainer`` (model loaded, PEFT applied).
+        """Validate, then build the real ``SFTConfig`` and a ready ``SFTTrainer`` (model loaded, PEFT on).
 
         Returns:
             ``Compiled`` with ``.config``, ``.trainer``, ``.report`` and ``.recipe``.
@@ -414,9 +424,10 @@ class SFTRecipe:
 
     def __repr__(self) -> str:
         parts = []
+        blank = SFTRecipe()
         for field in attrs.fields(SFTRecipe):
             value = getattr(self, field.name)
-            if value == field.default or (field.name == "training_fields" and not value):
+            if value == getattr(blank, field.name):
                 continue
             parts.append(f"{field.name.removesuffix('_spec')}={value!r}")
         return f"SFTRecipe({', '.join(parts)})"

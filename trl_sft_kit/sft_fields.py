@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import sys
 from typing import Any
 
 from trl_sft_kit.errors import RecipeError
 
-__all__ = ["FIELD_ALIASES", "OWNED_FIELDS", "coerce_field_value", "resolve_training_fields", "sftconfig_fields"]
+__all__ = [
+    "FIELD_ALIASES",
+    "OWNED_FIELDS",
+    "coerce_field_value",
+    "resolve_training_fields",
+    "sftconfig_fields",
+]
 
-# name -> kind of its default value ("" when the default is None or not a plain scalar).
+# name -> the scalar kind a value is read as: for a field whose default is a plain scalar, the broadest
+# scalar type its annotation takes ("str" over "float" over "int" over "bool"), so ``eval_delay: float = 0``
+# is "float"; "" when the default is None or not a scalar (those values pass through unchanged).
 _SNAPSHOT: dict[str, str] = {
     "accelerator_config": "",
     "activation_checkpointing": "",
@@ -61,7 +70,7 @@ _SNAPSHOT: dict[str, str] = {
     "enable_jit_checkpoint": "bool",
     "eos_token": "",
     "eval_accumulation_steps": "",
-    "eval_delay": "int",
+    "eval_delay": "float",
     "eval_do_concat_batches": "bool",
     "eval_on_start": "bool",
     "eval_packing": "",
@@ -187,7 +196,7 @@ OWNED_FIELDS: dict[str, str] = {
 
 
 def sftconfig_fields() -> dict[str, str]:
-    """Return the SFTConfig field names with the kind of their defaults, from TRL itself when already imported."""
+    """Return the SFTConfig field names and kinds (see ``_SNAPSHOT``), from TRL itself once it is imported."""
     trl = sys.modules.get("trl")
     if trl is None:
         return dict(_SNAPSHOT)
@@ -220,7 +229,8 @@ def resolve_training_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
     Raises:
         RecipeError: a name SFTConfig does not have (with the closest name), a field owned by a dedicated
-            recipe method, or an alias given together with the name it stands for.
+            recipe method, an alias given together with the name it stands for, or a value of the wrong
+            type (see ``coerce_field_value``).
     """
     known = sftconfig_fields()
     resolved: dict[str, Any] = {}
@@ -228,7 +238,9 @@ def resolve_training_fields(fields: dict[str, Any]) -> dict[str, Any]:
     for name, value in fields.items():
         target = FIELD_ALIASES.get(name, name)
         if target in OWNED_FIELDS:
-            problems.append(f"training field {name!r} is set by {OWNED_FIELDS[target]}; use that method instead.")
+            problems.append(
+                f"training field {name!r} is set by {OWNED_FIELDS[target]}; use that method instead."
+            )
             continue
         if target not in known:
             hint = _suggest(name, sorted(set(known) | set(FIELD_ALIASES)))
@@ -237,7 +249,11 @@ def resolve_training_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if target in resolved:
             problems.append(f"training field {target!r} is given twice (as {name!r} and under another name).")
             continue
-        resolved[target] = coerce_field_value(target, value, kind=known[target])
+        try:
+            resolved[target] = coerce_field_value(target, value, kind=known[target])
+        except RecipeError as exc:
+            alias = f" ({name!r} stands for {target!r}.)" if name != target else ""
+            problems.append(f"{exc}{alias}")
     if problems:
         raise RecipeError(" ".join(problems), problems=tuple(problems))
     return resolved
@@ -248,34 +264,61 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 def coerce_field_value(name: str, value: Any, *, kind: str | None = None) -> Any:
-    """Turn a string from a YAML file or the command line into the scalar type the field takes.
+    """Give a value the scalar type its SFTConfig field takes, reading strings from YAML or the command line.
 
-    YAML 1.1 reads ``5e-5`` as a string, so ``learning_rate: 5e-5`` would otherwise reach TRL as text.
-    Values that are not strings, and fields whose type is not a plain scalar, pass through unchanged.
+    YAML 1.1 reads ``5e-5`` as a string, so ``learning_rate: 5e-5`` would otherwise reach TRL as text. A
+    path becomes its string (so the recipe can be written to YAML); a whole float given to an int field
+    becomes an int. Fields whose type is not a plain scalar, and ``None``, pass through unchanged.
+
+    Args:
+        name: the SFTConfig field.
+        value: the value given.
+        kind: ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``""``; looked up from ``name`` when omitted.
 
     Raises:
-        RecipeError: the string cannot be read as the field's type.
+        RecipeError: the value cannot be read as the field's type (a bool or a list for a number, ``"fast"``
+            for a learning rate, ``"maybe"`` for a flag).
+
+    >>> coerce_field_value("learning_rate", "5e-5")
+    5e-05
+    >>> coerce_field_value("max_length", 512.0)
+    512
     """
     kind = sftconfig_fields().get(name, "") if kind is None else kind
-    if not isinstance(value, str) or kind in ("", "str"):
-        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind in ("int", "float") and isinstance(value, bool):
-            raise RecipeError(f"training field {name!r} takes a number (got {value!r}).")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or kind not in ("int", "float", "bool"):
         return value
-    text = value.strip()
-    try:
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            number = float(text)
-            return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
-    except ValueError:
-        raise RecipeError(f"training field {name!r} takes a {kind} (got {value!r}).") from None
+    if isinstance(value, str):
+        return _parse(name, value.strip(), kind, value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise RecipeError(f"training field {name!r} takes true or false (got {value!r}).")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecipeError(f"training field {name!r} takes a number (got {value!r}).")
+    if kind == "int" and isinstance(value, float):
+        if not value.is_integer():
+            raise RecipeError(f"training field {name!r} takes a whole number (got {value!r}).")
+        return int(value)
+    return value
+
+
+def _parse(name: str, text: str, kind: str, given: str) -> Any:
+    """Read ``text`` as an int, a float or a bool, for ``coerce_field_value``."""
     if kind == "bool":
         if text.lower() in _TRUE:
             return True
         if text.lower() in _FALSE:
             return False
-        raise RecipeError(f"training field {name!r} takes true or false (got {value!r}).")
-    return value
+        raise RecipeError(f"training field {name!r} takes true or false (got {given!r}).")
+    try:
+        number = float(text)
+    except ValueError:
+        raise RecipeError(f"training field {name!r} takes a number (got {given!r}).") from None
+    if kind == "int":
+        if not number.is_integer():
+            raise RecipeError(f"training field {name!r} takes a whole number (got {given!r}).")
+        return int(text) if text.lstrip("+-").isdigit() else int(number)
+    plain_int = number.is_integer() and "." not in text and "e" not in text.lower()
+    return int(number) if plain_int else number

@@ -30,6 +30,7 @@ __all__ = [
     "QuantizationSpec",
     "TokensSpec",
     "freeze",
+    "of_type",
     "thaw",
 ]
 
@@ -124,6 +125,21 @@ def _number(
     return check
 
 
+def of_type(*kinds: type) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A field validator: the value is an instance of one of ``kinds`` (a bool is not taken for a number).
+
+    Raises ``RecipeError`` with the field named, e.g. ``'r' must be an int (got 'abc')``, where
+    ``attrs.validators.instance_of`` would raise a ``TypeError`` whose text is a tuple.
+    """
+    names = " or ".join("an int" if kind is int else f"a {kind.__name__}" for kind in kinds)
+
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise RecipeError(f"{attribute.name!r} must be {names} (got {value!r}).")
+
+    return check
+
+
 def _optional_str(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise RecipeError(f"{attribute.name!r} must be a non-empty string or None (got {value!r}).")
@@ -156,12 +172,14 @@ class ModelSpec:
     tokenizer: Any = attrs.field(default=None, converter=_model_source)
     dtype: str = attrs.field(default="auto", validator=_one_of("auto", "float32", "bfloat16", "float16"))
     attn_implementation: str | None = attrs.field(default=None, validator=_optional_str)
-    trust_remote_code: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    trust_remote_code: bool = attrs.field(default=False, validator=of_type(bool))
     revision: str | None = attrs.field(default=None, validator=_optional_str)
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.source, str) and not self.source.strip():
-            raise RecipeError("the model name or path is empty; pass a local folder, a hub id, or a loaded model.")
+            raise RecipeError(
+                "the model name or path is empty; pass a local folder, a hub id, or a loaded model."
+            )
         if not isinstance(self.source, str) and not _is_loaded_object(self.source):
             raise RecipeError(f"model must be a path, a hub id or a loaded model (got {self.source!r}).")
 
@@ -181,7 +199,8 @@ class ModelSpec:
     def __repr__(self) -> str:
         parts = [repr(self.name) if not self.is_loaded else f"<loaded {type(self.source).__name__}>"]
         if self.tokenizer is not None:
-            parts.append(f"tokenizer={_short(self.tokenizer) if isinstance(self.tokenizer, str) else '<loaded>'}")
+            shown = _short(self.tokenizer) if isinstance(self.tokenizer, str) else "<loaded>"
+            parts.append(f"tokenizer={shown}")
         for name in ("dtype", "attn_implementation", "trust_remote_code", "revision"):
             value = getattr(self, name)
             default = attrs.fields_dict(ModelSpec)[name].default
@@ -193,7 +212,7 @@ class ModelSpec:
 # --------------------------------------------------------------------------------------------- data
 
 
-class InlineRows(tuple):  # type: ignore[type-arg]
+class InlineRows(tuple):
     """Rows given in memory as a list of dicts: a tuple of frozen rows, equal and hashed by content."""
 
     __slots__ = ()
@@ -243,9 +262,9 @@ class DatasetSpec:
     """
 
     source: Any = attrs.field(converter=_dataset_source)
-    format: str = attrs.field(default="auto", validator=attrs.validators.instance_of(str))
-    split: str = attrs.field(default="train", validator=attrs.validators.instance_of(str))
-    text_field: str = attrs.field(default="text", validator=attrs.validators.instance_of(str))
+    format: str = attrs.field(default="auto", validator=of_type(str))
+    split: str = attrs.field(default="train", validator=of_type(str))
+    text_field: str = attrs.field(default="text", validator=of_type(str))
     columns: FrozenMapping | None = attrs.field(default=None, converter=_freeze_optional_mapping)
     on_bad_rows: str = attrs.field(default="error", validator=_one_of("error", "skip"))
 
@@ -264,8 +283,10 @@ class DatasetSpec:
         return isinstance(self.source, (str, InlineRows))
 
     def __repr__(self) -> str:
-        source = self.source if isinstance(self.source, (str, InlineRows)) else f"<{type(self.source).__name__}>"
-        parts = [repr(source) if isinstance(source, str) else str(source)]
+        if isinstance(self.source, (str, InlineRows)):
+            parts = [repr(self.source)]
+        else:
+            parts = [f"<{type(self.source).__name__}>"]
         for name in ("format", "split", "text_field", "columns", "on_bad_rows"):
             value = getattr(self, name)
             if value != attrs.fields_dict(DatasetSpec)[name].default:
@@ -278,6 +299,8 @@ class DatasetSpec:
 
 def _target_modules(value: str | Iterable[str]) -> str | tuple[str, ...]:
     if isinstance(value, str):
+        if not value:
+            raise RecipeError("'target_modules' must be 'all-linear' or a list of module names (got '').")
         return value
     modules = tuple(value)
     if not modules or not all(isinstance(module, str) and module for module in modules):
@@ -303,7 +326,7 @@ def _lora_options(value: Mapping[str, Any] | None) -> FrozenMapping:
 class LoraSpec:
     """A LoRA adapter (peft ``LoraConfig``); ``options`` carries any further LoraConfig field."""
 
-    r: int = attrs.field(default=16, validator=[attrs.validators.instance_of(int), _number(gt=0)])
+    r: int = attrs.field(default=16, validator=[of_type(int), _number(gt=0)])
     alpha: float = attrs.field(default=32, validator=_number(gt=0))
     dropout: float = attrs.field(default=0.05, validator=_number(ge=0.0, lt=1.0))
     target_modules: str | tuple[str, ...] = attrs.field(default="all-linear", converter=_target_modules)
@@ -323,8 +346,10 @@ class QuantizationSpec:
 
     bits: int = attrs.field(converter=_bits)
     quant_type: str = attrs.field(default="nf4", validator=_one_of("nf4", "fp4"))
-    double_quant: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    compute_dtype: str = attrs.field(default="auto", validator=_one_of("auto", "bfloat16", "float16", "float32"))
+    double_quant: bool = attrs.field(default=True, validator=of_type(bool))
+    compute_dtype: str = attrs.field(
+        default="auto", validator=_one_of("auto", "bfloat16", "float16", "float32")
+    )
 
     @property
     def mode(self) -> str:
