@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,47 +43,101 @@ def test_config_fields_match_the_recipe(tiny_model_dir: Path, fast_training: dic
     assert config.neftune_noise_alpha == pytest.approx(3.5)
     assert config.eos_token == "<|im_end|>"
     assert config.bf16 is False  # no GPU here: TRL's default bf16=True would refuse to run
-    assert config.completion_only_loss is None and config.assistant_only_loss is False
+    assert config.completion_only_loss is None and config.assistant_only_loss is False  # the kit masks
     assert compiled.trainer.args is config
     assert compiled.recipe is recipe
     assert compiled.report.format == "messages" and compiled.report.rows_kept == 64
 
 
-@pytest.mark.parametrize(
-    ("mode", "completion_only", "assistant_only"),
-    [("auto", None, False), ("completion_only", True, False), ("all", False, False)],
-)
-def test_loss_modes_map_to_trl_flags(
-    tiny_model_dir: Path,
-    fast_training: dict[str, Any],
-    sample_file: Any,
-    mode: str,
-    completion_only: bool | None,
-    assistant_only: bool,
+@pytest.mark.parametrize("mode", ["auto", "completion_only", "all"])
+def test_loss_modes_set_the_labels_on_prompt_completion_data(
+    tiny_model_dir: Path, fast_training: dict[str, Any], sample_file: Any, mode: str
 ) -> None:
     recipe = (
         SFTRecipe().model(tiny_model_dir).dataset(sample_file("prompt_completion")).training(**fast_training)
     )
-    config = recipe.loss(mode).compile().config
-    assert config.completion_only_loss is completion_only
-    assert config.assistant_only_loss is assistant_only
+    compiled = recipe.loss(mode).compile()
+    tokenizer = compiled.trainer.processing_class
+    rows = compiled.trainer.train_dataset
+    source = [json.loads(line) for line in Path(compiled.report.source).read_text().splitlines()]
+    assert len(rows) == len(source)
+    for row, raw in zip(rows, source, strict=True):
+        trained = [label for label in row["labels"] if label != -100]
+        if mode == "all":
+            assert row["labels"] == row["input_ids"]
+        else:
+            assert row["labels"][0] == -100
+            assert tokenizer.decode(trained) == raw["completion"] + tokenizer.eos_token
+    # TRL's own preparation is skipped: the kit's labels are what the trainer uses
+    assert compiled.config.dataset_kwargs["skip_prepare_dataset"] is True
+    assert compiled.tokenization.loss == ("all" if mode == "all" else "completion_only")
 
 
-def test_assistant_only_maps_to_trl_flag(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
-    config = _recipe(tiny_model_dir, fast_training).loss("assistant_only").compile().config
-    assert config.assistant_only_loss is True
+def test_assistant_only_labels_reach_the_trainer(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
+    compiled = _recipe(tiny_model_dir, fast_training).loss("assistant_only").compile()
+    tokenizer = compiled.trainer.processing_class
+    source = [json.loads(line) for line in CHAT.read_text().splitlines()]
+    expected = [
+        "".join(m["content"] + "<|im_end|>\n" for m in row["messages"] if m["role"] == "assistant")
+        for row in source
+    ]
+    for row, text in zip(compiled.trainer.train_dataset, expected, strict=True):
+        assert tokenizer.decode([t for t in row["labels"] if t != -100]) == text
+    batch = next(iter(compiled.trainer.get_train_dataloader()))
+    for labels in batch["labels"]:
+        kept = labels[labels != -100]
+        assert len(kept) > 0
+        assert "<|im_start|>user" not in tokenizer.decode(kept)
+        assert "<|im_start|>assistant" not in tokenizer.decode(kept)
 
 
 @pytest.mark.parametrize(
-    ("strategy", "trl_strategy"), [("ffd", "bfd"), ("bfd", "bfd"), ("wrapped", "wrapped")]
+    ("strategy", "config_strategy", "padding_free"),
+    [
+        ("ffd", "ffd", True),
+        ("bfd", "bfd", True),
+        ("bfd_split", "bfd_split", True),
+        ("wrapped", "wrapped", False),
+    ],
 )
-def test_packing_strategies_reach_trl(
-    tiny_model_dir: Path, fast_training: dict[str, Any], strategy: str, trl_strategy: str
+def test_packing_strategies_pack_the_data(
+    tiny_model_dir: Path,
+    fast_training: dict[str, Any],
+    strategy: str,
+    config_strategy: str,
+    padding_free: bool,
 ) -> None:
     compiled = _recipe(tiny_model_dir, fast_training).packing(strategy).compile()
     assert compiled.config.packing is True
-    assert compiled.config.packing_strategy == trl_strategy
-    assert len(compiled.trainer.train_dataset) < 64  # rows really were packed together
+    assert compiled.config.packing_strategy == config_strategy
+    assert compiled.config.padding_free is padding_free
+    assert compiled.packing is not None and compiled.packing.strategy == strategy
+    assert compiled.packing.crosses_boundaries is (strategy == "wrapped")
+    assert len(compiled.trainer.train_dataset) == compiled.packing.rows < 64
+    if padding_free:
+        assert "seq_lengths" in compiled.trainer.train_dataset.column_names
+        assert compiled.trainer.data_collator.padding_free is True
+
+
+def test_packing_split_keeps_every_token(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
+    compiled = (
+        _recipe(tiny_model_dir, {**fast_training, "max_length": 32})
+        .packing("ffd", overflow="split")
+        .compile()
+    )
+    assert compiled.packing is not None
+    assert compiled.packing.tokens_truncated == 0
+    assert compiled.packing.tokens == compiled.tokenization.tokens
+    truncated = _recipe(tiny_model_dir, {**fast_training, "max_length": 32}).packing("ffd").compile()
+    assert truncated.packing is not None and truncated.packing.tokens_truncated > 0
+
+
+def test_truncation_is_counted(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
+    compiled = _recipe(tiny_model_dir, {**fast_training, "max_length": 40}).compile()
+    report = compiled.tokenization
+    assert report.rows_truncated > 0 and report.tokens_truncated > 0
+    assert all(len(row["input_ids"]) <= 40 for row in compiled.trainer.train_dataset)
+    assert report.rows_out + report.rows_all_trained_tokens_cut + report.rows_without_trained_tokens == 64
 
 
 def test_lora_gives_a_peft_model_with_the_recipe_settings(
@@ -262,3 +317,33 @@ def test_sftconfig_kwargs_are_all_real_fields(tiny_model_dir: Path) -> None:
     )
     names = {field.name for field in dataclasses.fields(SFTConfig)}
     assert set(config_kwargs(recipe, bf16_capable=False, accelerator=False)) <= names
+
+
+def test_eos_follows_the_chat_templates_end_of_turn(
+    tiny_model_dir_no_template: Path, fast_training: dict[str, Any]
+) -> None:
+    compiled = (
+        SFTRecipe()
+        .model(tiny_model_dir_no_template)
+        .dataset(CHAT)
+        .chat_template("phi3")
+        .training(**fast_training)
+        .compile()
+    )
+    tokenizer = compiled.trainer.processing_class
+    end = tokenizer.convert_tokens_to_ids("<|end|>")
+    assert tokenizer.eos_token == "<|end|>"
+    assert compiled.trainer.model.config.eos_token_id == end
+    eos_ids = compiled.trainer.model.generation_config.eos_token_id
+    assert end in (eos_ids if isinstance(eos_ids, list) else [eos_ids])
+    # an explicit eos wins
+    chosen = (
+        SFTRecipe()
+        .model(tiny_model_dir_no_template)
+        .dataset(CHAT)
+        .chat_template("phi3")
+        .tokens(eos="<|endoftext|>")
+        .training(**fast_training)
+        .compile()
+    )
+    assert chosen.trainer.processing_class.eos_token == "<|endoftext|>"

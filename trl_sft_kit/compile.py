@@ -13,12 +13,12 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from trl_sft_kit.data.report import DatasetReport
-from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError
+from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError, SFTKitError
 from trl_sft_kit.specs import ModelSpec, thaw
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from trl import SFTConfig, SFTTrainer
 
+    from trl_sft_kit.data.tokenize import TokenizationReport
+    from trl_sft_kit.packing import Overflow, PackingReport
     from trl_sft_kit.recipe import SFTRecipe
 
 __all__ = [
@@ -42,13 +44,8 @@ __all__ = [
 MODEL_ENV = "TRL_SFT_KIT_MODEL"
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_OUTPUT_DIR = "outputs/trl_sft"
-
-_LOSS_FLAGS = {
-    "auto": (None, False),
-    "completion_only": (True, False),
-    "assistant_only": (None, True),
-    "all": (False, False),
-}
+SFTCONFIG_MAX_LENGTH = 1024
+"""SFTConfig's default ``max_length``, used when the recipe does not set one."""
 
 
 @attrs.frozen
@@ -60,6 +57,15 @@ class Compiled:
     trainer: SFTTrainer = attrs.field(repr=False)
     report: DatasetReport
     model_name: str
+    tokenization: TokenizationReport
+    packing: PackingReport | None = None
+
+    def summary(self) -> str:
+        """What the data became: format, rows, tokens carrying loss, truncation and packing."""
+        parts = [self.report.summary(), self.tokenization.summary()]
+        if self.packing is not None:
+            parts.append(f"packing: {self.packing.summary()}")
+        return "\n".join(parts)
 
     def train(self) -> TrainResult:
         """Train, save the adapter (or the full model) and the tokenizer, and return the outcome."""
@@ -139,17 +145,19 @@ def config_kwargs(
     """
     kwargs: dict[str, Any] = {"output_dir": DEFAULT_OUTPUT_DIR, "report_to": "none"}
     kwargs.update(thaw(dict(recipe.training_fields)))
-    completion_only, assistant_only = _LOSS_FLAGS[recipe.loss_spec.mode]
-    if completion_only is not None:
-        kwargs["completion_only_loss"] = completion_only
-    if assistant_only:
-        kwargs["assistant_only_loss"] = True
+    # The kit tokenizes, masks, truncates and packs the data itself (trl_sft_kit.data), so TRL's own
+    # preparation is skipped and its loss flags stay at their defaults: the labels already say it all.
+    kwargs["dataset_kwargs"] = {**dict(kwargs.get("dataset_kwargs") or {}), "skip_prepare_dataset": True}
     if recipe.packing_spec is not None:
         from trl_sft_kit.packing import get_packer
 
         packer = get_packer(recipe.packing_spec.strategy)
         kwargs["packing"] = True
-        kwargs["packing_strategy"] = getattr(packer, "trl_strategy", "bfd")
+        kwargs["packing_strategy"] = getattr(packer, "trl_strategy", packer.name)
+        kwargs["eval_packing"] = recipe.packing_spec.eval
+        # Rows packed without crossing boundaries carry `seq_lengths`; the padding-free collator turns them
+        # into position ids that restart at every sequence, so no attention crosses a boundary.
+        kwargs["padding_free"] = not packer.crosses_boundaries
     if recipe.neftune_spec is not None:
         kwargs["neftune_noise_alpha"] = float(recipe.neftune_spec.alpha)
     if recipe.liger_enabled:
@@ -230,18 +238,68 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
 
     dataset, report = prepare_dataset(recipe.dataset_spec, chat=tokenizer.chat_template is not None)
     _check_data(recipe, report, tokenizer)
+    train_dataset, tokenization, packing = _tokenize_and_pack(recipe, dataset, report, tokenizer)
 
     bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     accelerator = bool(
         torch.cuda.is_available()
         or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     )
-    config = _build_config(config_kwargs(recipe, bf16_capable=bf16_capable, accelerator=accelerator))
+    kwargs = config_kwargs(recipe, bf16_capable=bf16_capable, accelerator=accelerator)
+    end_of_turn = _template_eos(recipe, report, tokenizer)
+    if end_of_turn is not None:
+        kwargs["eos_token"] = end_of_turn
+    config = _build_config(kwargs)
     model = _load_model(model_spec, model_origin, recipe, config)
     if added_tokens:
         model.resize_token_embeddings(len(tokenizer))
-    trainer = _build_trainer(recipe, model, tokenizer, dataset, config, added_tokens)
-    return Compiled(recipe=recipe, config=config, trainer=trainer, report=report, model_name=model_spec.name)
+    trainer = _build_trainer(recipe, model, tokenizer, train_dataset, config, added_tokens)
+    return Compiled(
+        recipe=recipe,
+        config=config,
+        trainer=trainer,
+        report=report,
+        model_name=model_spec.name,
+        tokenization=tokenization,
+        packing=packing,
+    )
+
+
+def _max_length(recipe: SFTRecipe) -> int | None:
+    from trl_sft_kit.sft_fields import sftconfig_fields  # noqa: F401 - keeps the default next to SFTConfig's
+
+    value = recipe.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
+    return None if value is None else int(value)
+
+
+def _tokenize_and_pack(
+    recipe: SFTRecipe, dataset: Dataset, report: DatasetReport, tokenizer: PreTrainedTokenizerBase
+) -> tuple[Dataset, TokenizationReport, PackingReport | None]:
+    from trl_sft_kit.data.tokenize import effective_loss, tokenize_dataset
+    from trl_sft_kit.packing import get_packer, pack
+
+    assert recipe.dataset_spec is not None
+    conversational = report.canonical != "prompt_completion" or isinstance(dataset[0]["prompt"], list)
+    loss = effective_loss(recipe.loss_spec.mode, report.canonical, conversational=conversational)
+    max_length = _max_length(recipe)
+    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
+    tokenized, tokenization = tokenize_dataset(
+        dataset,
+        tokenizer,
+        canonical=report.canonical,
+        loss=loss,
+        turns=recipe.loss_spec.turns,
+        max_length=max_length,
+        truncate=packer is None,
+        on_bad_rows=recipe.dataset_spec.on_bad_rows,
+        row_label=lambda index: f"{report.source}, converted row {index}",
+    )
+    if packer is None or recipe.packing_spec is None:
+        return tokenized, tokenization, None
+    assert max_length is not None  # validate() refuses packing without max_length
+    overflow = cast("Overflow | None", recipe.packing_spec.overflow)
+    packed, packing = pack(tokenized, packer, max_length=max_length, overflow=overflow)
+    return packed, tokenization, packing
 
 
 def _build_config(kwargs: dict[str, Any]) -> SFTConfig:
@@ -388,6 +446,39 @@ def _probe_template(tokenizer: PreTrainedTokenizerBase, name: str) -> None:
         ) from exc
 
 
+def _template_eos(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The chat template's end-of-turn token, when chat data is trained and the tokenizer's eos differs.
+
+    A conversation is trained to stop on the token that ends each assistant turn (``<|im_end|>``,
+    ``<|eot_id|>``, ``<end_of_turn>``); that token must also be the tokenizer's and the model's eos, or
+    generation runs past the end of the turn. ``.tokens(eos=...)`` overrides this.
+    """
+    if recipe.tokens_spec.eos is not None or report.canonical == "text" or not tokenizer.chat_template:
+        return None
+    from trl_sft_kit.data.masks import tokenize_conversation
+
+    # Two turns: the first one's end is the template's end of turn, free of anything a template appends
+    # after the last message (phi3 writes the eos token there).
+    probe = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Goodbye"},
+    ]
+    try:
+        masked = tokenize_conversation(tokenizer, probe, require_end_of_turn=False)
+    except SFTKitError:
+        return None
+    controls = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    first_turn = [span for span in masked.spans if span.message_index == 1]
+    for span in first_turn:
+        for token_id in reversed(masked.input_ids[span.start : span.end]):
+            if token_id in controls:
+                token = str(tokenizer.convert_ids_to_tokens(token_id))
+                return None if token == tokenizer.eos_token else token
+    return None
+
+
 def _check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> None:
     problems = []
     mode = recipe.loss_spec.mode
@@ -396,10 +487,10 @@ def _check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedT
             f"loss 'completion_only' needs prompt-completion data, but {report.source} is plain text "
             f"({report.format!r}); use loss('all') or give prompt/completion rows."
         )
-    if mode == "assistant_only" and report.canonical != "messages":
+    if mode == "assistant_only" and report.canonical == "text":
         problems.append(
-            f"loss 'assistant_only' needs conversational data, but {report.source} is {report.format!r}; use "
-            "loss('completion_only') or loss('auto')."
+            f"loss 'assistant_only' needs conversational data, but {report.source} is plain text "
+            f"({report.format!r}); use loss('all'), or give chat 'messages' rows."
         )
     if report.canonical == "messages" and not tokenizer.chat_template:
         problems.append(

@@ -113,17 +113,26 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
         del quant["bits"]
         data["quantization"] = quant
     if recipe.packing_spec is not None:
-        data["packing"] = recipe.packing_spec.strategy
+        packing = recipe.packing_spec
+        if packing.overflow is None and packing.eval:
+            data["packing"] = packing.strategy
+        else:
+            data["packing"] = _non_default(spec_to_dict(packing), {"overflow": None, "eval": True})
     if recipe.neftune_spec is not None:
         data["neftune"] = recipe.neftune_spec.alpha
     if recipe.liger_enabled:
         data["liger"] = True
-    if recipe.loss_spec.mode != "auto":
+    if recipe.loss_spec.turns != "all":
+        data["loss"] = spec_to_dict(recipe.loss_spec)
+    elif recipe.loss_spec.mode != "auto":
         data["loss"] = recipe.loss_spec.mode
     if recipe.tokens_spec.chat_template is not None:
         data["chat_template"] = recipe.tokens_spec.chat_template
-    tokens = {key: value for key, value in (("eos", recipe.tokens_spec.eos), ("pad", recipe.tokens_spec.pad))
-              if value is not None}
+    tokens = {
+        key: value
+        for key, value in (("eos", recipe.tokens_spec.eos), ("pad", recipe.tokens_spec.pad))
+        if value is not None
+    }
     if tokens:
         data["tokens"] = tokens
     if recipe.training_fields:
@@ -432,6 +441,13 @@ def _packing_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     value = data.get("packing")
     if value is None or value is False:
         return recipe
+    if isinstance(value, Mapping):
+        options = dict(value)
+        strategy = options.pop("strategy", "ffd")
+        keys = {name: f"packing.{name}" for name in options}
+        return _call(
+            recipe.packing, "packing", _expect(strategy, str, "packing.strategy"), keys=keys, **options
+        )
     key, strategy = "packing", value
     if value is True:
         key, strategy = _first(data, "packing_strategy")
@@ -440,6 +456,12 @@ def _packing_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
 
 
 def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
+    if isinstance(data.get("loss"), Mapping):
+        options = dict(data["loss"])
+        mode = options.pop("mode", "auto")
+        return _call(
+            recipe.loss, "loss", _expect(mode, str, "loss.mode"), keys={"turns": "loss.turns"}, **options
+        )
     if data.get("loss") is not None:
         return _call(recipe.loss, "loss", _expect(data["loss"], str, "loss"))
     completion = data.get("completion_only_loss")

@@ -105,9 +105,7 @@ class SFTRecipe:
             revision=revision,
         )
         if spec.is_loaded and spec.tokenizer is None:
-            raise RecipeError(
-                "a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer)."
-            )
+            raise RecipeError("a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer).")
         return attrs.evolve(self, model_spec=spec)
 
     def dataset(
@@ -193,18 +191,24 @@ class SFTRecipe:
         )
         return attrs.evolve(self, quantization_spec=spec)
 
-    def packing(self, strategy: str | bool = "ffd") -> Self:
+    def packing(
+        self, strategy: str | bool = "ffd", *, overflow: str | None = None, eval: bool = True
+    ) -> Self:
         """Return a new recipe that packs sequences with ``strategy``, or none with ``False``; replaces.
 
-        Strategies come from the packer registry (``trl_sft_kit.packing.packer_names()``): ``"ffd"``,
-        ``"bfd"``, ``"bfd_split"``, ``"wrapped"`` and any a plug-in adds. ``True`` means ``"ffd"``.
+        Strategies come from the packer registry (``trl_sft_kit.packing.packer_names()``): ``"ffd"`` (the
+        kit's global first-fit decreasing), TRL's ``"bfd"``, ``"bfd_split"`` and ``"wrapped"``, and any a
+        plug-in adds. ``True`` means ``"ffd"``. ``overflow="split"`` cuts sequences longer than
+        ``max_length`` into pieces instead of truncating them (tokens cut are always counted);
+        ``eval=False`` leaves evaluation data unpacked.
 
         >>> SFTRecipe().packing("bfd").packing(False).packing_spec is None
         True
         """
         if strategy is False:
             return attrs.evolve(self, packing_spec=None)
-        return attrs.evolve(self, packing_spec=PackingSpec("ffd" if strategy is True else strategy))
+        name = "ffd" if strategy is True else strategy
+        return attrs.evolve(self, packing_spec=PackingSpec(name, overflow=overflow, eval=eval))
 
     def neftune(self, alpha: float = 5.0) -> Self:
         """Return a new recipe that adds NEFTune noise of scale ``alpha`` to embeddings; replaces.
@@ -222,17 +226,19 @@ class SFTRecipe:
         """
         return attrs.evolve(self, liger_enabled=enabled)
 
-    def loss(self, mode: str = "auto") -> Self:
+    def loss(self, mode: str = "auto", *, turns: str = "all") -> Self:
         """Return a new recipe whose loss is computed on ``mode``'s tokens; replaces.
 
         ``"auto"`` is TRL's default: the completion for prompt-completion data (including data converted
         from instruction formats), every token otherwise. ``"completion_only"``, ``"assistant_only"``
-        (chat data) and ``"all"`` say it outright.
+        (chat data) and ``"all"`` say it outright. The kit computes the masks itself, on any chat
+        template. With ``assistant_only``, ``turns="last"`` trains only the last assistant turn, and a
+        message with ``"train": false`` (or ``"weight": 0``) in the data is left out of the loss.
 
         >>> SFTRecipe().loss("assistant_only").loss_spec.mode
         'assistant_only'
         """
-        return attrs.evolve(self, loss_spec=LossSpec(mode))
+        return attrs.evolve(self, loss_spec=LossSpec(mode, turns=turns))
 
     def chat_template(self, name_or_path: str | os.PathLike[str] | None) -> Self:
         """Return a new recipe that uses this chat template; replaces (``None`` keeps the tokenizer's).
@@ -463,4 +469,3 @@ def _plain_text(spec: DatasetSpec) -> bool:
     except SFTKitError:
         return False  # compile() reports data problems with their file and row
     return detection.canonical == "text"
-

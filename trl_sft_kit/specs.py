@@ -379,9 +379,17 @@ def _check_strategy(_instance: Any, _attribute: attrs.Attribute[Any], value: str
 
 @attrs.frozen
 class PackingSpec:
-    """Pack several sequences into each row of ``max_length`` tokens with the named packer."""
+    """Pack several sequences into each row of ``max_length`` tokens with the named packer.
+
+    ``overflow`` is what happens to a sequence longer than ``max_length``: ``"truncate"`` or ``"split"``
+    (``None``: the packer's own default). ``eval`` packs evaluation data too.
+    """
 
     strategy: str = attrs.field(default="ffd", converter=_strategy_name, validator=_check_strategy)
+    overflow: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_one_of("truncate", "split"))
+    )
+    eval: bool = attrs.field(default=True, validator=of_type(bool))
 
 
 @attrs.frozen
@@ -396,9 +404,20 @@ LOSS_MODES = ("auto", "completion_only", "assistant_only", "all")
 
 @attrs.frozen
 class LossSpec:
-    """Which tokens carry loss: ``auto`` (TRL's default: completion for prompt-completion data, else all)."""
+    """Which tokens carry loss: ``auto`` (TRL's default: completion for prompt-completion data, else all).
+
+    ``turns`` (``"all"`` or ``"last"``) chooses the assistant turns trained under ``assistant_only``.
+    """
 
     mode: str = attrs.field(default="auto", validator=_one_of(*LOSS_MODES))
+    turns: str = attrs.field(default="all", validator=_one_of("all", "last"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.turns != "all" and self.mode != "assistant_only":
+            raise RecipeError(
+                f"turns={self.turns!r} picks assistant turns, so it needs loss('assistant_only', ...) "
+                f"(got loss {self.mode!r})."
+            )
 
 
 @attrs.frozen
