@@ -675,7 +675,7 @@ def test_explain_names_model_data_packer_loss_and_config_fields() -> None:
         "learning_rate = 0.0001",
         "num_train_epochs = 2",
         "packing = True",
-        "completion_only_loss = True",
+        "'skip_prepare_dataset': True",
         "neftune_noise_alpha = 5.0",
         "seed = 7",
     ):

@@ -355,7 +355,8 @@ class SFTRecipe:
             lines.append(f"packing: {packer.name} - {getattr(packer, 'description', type(packer).__name__)}")
         else:
             lines.append("packing: off")
-        lines.append(f"loss: {self.loss_spec.mode}")
+        turns = f", turns={self.loss_spec.turns!r}" if self.loss_spec.turns != "all" else ""
+        lines.append(f"loss: {self.loss_spec.mode}{turns} (labels computed by the kit, on any chat template)")
         lines.append(f"lora: {self.lora_spec!r}" if self.lora_spec else "lora: off (full fine-tune)")
         if self.quantization_spec is not None:
             lines.append(f"quantization: {self.quantization_spec!r}")
