@@ -8,7 +8,7 @@
 
 from typing import Any
 
-from trl_sft_kit.compile import Compiled, TrainResult
+from trl_sft_kit.compile import Compiled
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.errors import (
     BackendError,
@@ -25,6 +25,7 @@ from trl_sft_kit.errors import (
 from trl_sft_kit.formats import FormatDetector, FormatMatch, FormatOptions, available_formats, register_format
 from trl_sft_kit.packing import Packer, available_packers, register_packer
 from trl_sft_kit.recipe import SFTRecipe
+from trl_sft_kit.result import TrainResult
 from trl_sft_kit.specs import (
     DatasetSpec,
     LoraSpec,

@@ -29,13 +29,13 @@ if TYPE_CHECKING:
     from trl_sft_kit.data.tokenize import TokenizationReport
     from trl_sft_kit.packing import Overflow, PackingReport
     from trl_sft_kit.recipe import SFTRecipe
+    from trl_sft_kit.result import TrainResult
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_OUTPUT_DIR",
     "MODEL_ENV",
     "Compiled",
-    "TrainResult",
     "compile_recipe",
     "config_kwargs",
     "resolve_model",
@@ -88,6 +88,8 @@ class Compiled:
             for entry in self.trainer.state.log_history
             if "loss" in entry and "step" in entry
         )
+        from trl_sft_kit.result import TrainResult
+
         return TrainResult(
             metrics=dict(output.metrics),
             output_dir=output_dir,
@@ -95,28 +97,12 @@ class Compiled:
             model_path=None if adapter.exists() else output_dir,
             losses=losses,
             global_step=int(output.global_step),
+            recipe=self.recipe,
+            base_model=self.model_name,
+            data_summary=self.summary(),
+            model=self.trainer.model,
+            tokenizer=tokenizer,
         )
-
-
-@attrs.frozen
-class TrainResult:
-    """What ``train()`` produced.
-
-    Attributes:
-        metrics: the trainer's final metrics (``train_loss``, ``train_runtime``, ...).
-        output_dir: where everything was written.
-        adapter_path: the folder holding ``adapter_model.safetensors`` when LoRA was used, else None.
-        model_path: the folder holding the full model when no adapter was trained, else None.
-        losses: the logged training losses, in order.
-        global_step: optimisation steps taken.
-    """
-
-    metrics: dict[str, float]
-    output_dir: Path
-    adapter_path: Path | None
-    model_path: Path | None
-    losses: tuple[float, ...]
-    global_step: int
 
 
 # ------------------------------------------------------------------------------------------ mapping

@@ -34,7 +34,8 @@ from trl_sft_kit.specs import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from trl_sft_kit.compile import Compiled, TrainResult
+    from trl_sft_kit.compile import Compiled
+    from trl_sft_kit.result import TrainResult
 
 __all__ = ["SFTRecipe"]
 
