@@ -310,7 +310,8 @@ def test_import_is_light() -> None:
         import sys
         import trl_sft_kit.testing as t
         t.bundled_chat_template_names(); t.bundled_chat_template("qwen2_5"); t.sample_rows("messages", 4)
-        heavy = [m for m in ("torch", "transformers", "trl", "datasets", "tokenizers") if m in sys.modules]
+        names = ("torch", "transformers", "trl", "datasets", "tokenizers", "hypothesis")
+        heavy = [m for m in names if m in sys.modules]
         print(",".join(heavy))
         """
     )
@@ -319,3 +320,57 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=True
     )
     assert result.stdout.strip() == "", f"heavy modules imported: {result.stdout.strip()}"
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def test_every_public_name_is_still_importable_from_the_package() -> None:
+    for name in tt.__all__:
+        assert getattr(tt, name) is not None
+    assert not hasattr(tt, "strategies") or "hypothesis" in sys.modules  # a submodule, imported on demand
+
+
+STRATEGY_KEYS = {
+    "messages": {"messages"},
+    "sharegpt": {"conversations"},
+    "alpaca": {"instruction", "output"},
+    "instruction_response": set(),
+    "prompt_completion": {"prompt", "completion"},
+    "text": set(),
+    "preference_chosen": set(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGY_KEYS))
+def test_strategies_generate_rows_of_each_format_with_its_fields(name: str) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from trl_sft_kit.testing import strategies
+
+    assert set(STRATEGY_KEYS) == set(strategies.BUILTIN_FORMATS)
+
+    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(strategies.cases(name))
+    def check(case: strategies.RowCase) -> None:
+        assert case.format == name
+        assert STRATEGY_KEYS[name] <= set(case.row)
+        assert json.loads(json.dumps(case.row)) == case.row
+        assert all(isinstance(text, str) and text.strip() for text in case.texts)
+
+    check()
+
+
+def test_junk_and_strings_in() -> None:
+    from hypothesis import given, settings
+
+    from trl_sft_kit.testing.strategies import junk, strings_in
+
+    assert list(strings_in({"a": ["x", {"b": "y", "c": 3}], "d": None})) == ["x", "y"]
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(junk())
+    def check(value: Any) -> None:
+        json.dumps(value)  # plain JSON, as a .jsonl line would hold
+
+    check()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit.data import DatasetReport, SkippedRow, convert_rows, load_rows, prepare_dataset
-from trl_sft_kit.errors import DatasetError, RowError
+from trl_sft_kit.errors import DatasetError, DatasetFormatError, RowError
 from trl_sft_kit.formats import FormatOptions
 from trl_sft_kit.specs import DatasetSpec
 
@@ -20,6 +20,8 @@ USER = {"role": "user", "content": "Hi"}
 ASSISTANT = {"role": "assistant", "content": "Hello"}
 GOOD_CHAT = {"messages": [USER, ASSISTANT]}
 GOOD_ALPACA = {"instruction": "Say hi.", "input": "", "output": "Hi"}
+GOOD_SHAREGPT = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+CALL = {"type": "function", "function": {"name": "clock", "arguments": "{}"}}
 
 # (case id, a good row of the same format, the bad row, the field the error must name)
 BAD_ROWS: list[tuple[str, dict[str, Any], Any, str | None]] = [
@@ -86,6 +88,52 @@ BAD_ROWS: list[tuple[str, dict[str, Any], Any, str | None]] = [
         {"prompt": [USER], "completion": [{"role": "user", "content": "x"}]},
         "completion",
     ),
+    (
+        "sharegpt unknown role",
+        GOOD_SHAREGPT,
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "narrator", "value": "x"}]},
+        "conversations[1].from",
+    ),
+    (
+        "sharegpt empty value",
+        GOOD_SHAREGPT,
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": ""}]},
+        "conversations[1].value",
+    ),
+    (
+        "sharegpt function call not JSON",
+        GOOD_SHAREGPT,
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "function_call", "value": "clock()"}]},
+        "conversations[1].value",
+    ),
+    (
+        "sharegpt no assistant turn",
+        GOOD_SHAREGPT,
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "observation", "value": "x"}]},
+        "conversations",
+    ),
+    (
+        "tool call arguments not JSON",
+        GOOD_CHAT,
+        {
+            "messages": [
+                USER,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{**CALL, "function": {"name": "clock", "arguments": "{"}}],
+                },
+                ASSISTANT,
+            ]
+        },
+        "messages[1].tool_calls[0].arguments",
+    ),
+    (
+        "tool call without a name",
+        GOOD_CHAT,
+        {"messages": [USER, {"role": "assistant", "tool_calls": [{"type": "function", "function": {}}]}]},
+        "messages[1].tool_calls[0].name",
+    ),
+    ("tools not JSON", GOOD_CHAT, {**GOOD_CHAT, "tools": "[{"}, "tools"),
     ("non-object row (list)", {"text": "fine"}, ["a", "list"], None),
     ("non-object row (string)", {"text": "fine"}, "just a string", None),
     ("non-object row (null)", {"text": "fine"}, None, None),
@@ -234,3 +282,50 @@ def test_only_unreadable_lines_with_skip_is_a_row_error(tmp_path: Path) -> None:
         _prepare(str(path), on_bad_rows="skip")
     assert caught.value.line == 1
     assert "not valid JSON" in str(caught.value)
+
+
+def test_skipped_rows_are_counted_by_field_in_the_summary(tmp_path: Path) -> None:
+    bad_role = {"messages": [USER, {"role": "bot", "content": "x"}]}
+    bad_content = {"messages": [{"role": "user", "content": ""}, ASSISTANT]}
+    rows = [GOOD_CHAT, bad_role, bad_role, bad_content]
+    path = _write(tmp_path / "data.jsonl", [json.dumps(row) for row in rows] + ["{oops"])
+    report = _prepare(str(path), on_bad_rows="skip").report
+    assert report.skipped_by_field() == {"messages[].role": 2, "messages[].content": 1, "(the row)": 1}
+    assert report.rows_bad == 4
+    assert report.rows_excluded == 0
+    assert "skipped rows by field: messages[].role 2, messages[].content 1, (the row) 1" in report.summary()
+
+
+def test_prompt_completion_rows_mixing_strings_and_messages_are_refused() -> None:
+    rows = [
+        {"prompt": "Sky?", "completion": "Blue."},
+        {"prompt": [USER], "completion": [ASSISTANT]},
+        {"prompt": "Grass?", "completion": "Green."},
+    ]
+    with pytest.raises(DatasetFormatError) as caught:
+        _prepare(rows)
+    message = str(caught.value)
+    assert "mixes prompt-completion rows of strings (e.g. row 0) and of messages (e.g. row 1)" in message
+
+
+def test_prepare_dataset_keeps_tool_calls_and_rows_without_them(tmp_path: Path) -> None:
+    tool_row = {
+        "messages": [
+            USER,
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "content": "12:00"},
+            ASSISTANT,
+        ],
+        "tools": [{"type": "function", "function": {"name": "clock"}}],
+    }
+    path = _write(tmp_path / "data.jsonl", [json.dumps(GOOD_CHAT), json.dumps(tool_row)])
+    dataset, report = prepare_dataset(DatasetSpec(str(path)), chat=True)
+    assert report.format == "messages"
+    assert dataset.column_names == ["messages", "tools"]
+    assert dataset[0] == {"messages": GOOD_CHAT["messages"], "tools": None}
+    assert dataset[1]["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "clock", "arguments": {}}}],
+    }
+    assert json.loads(dataset[1]["tools"]) == tool_row["tools"]

@@ -361,3 +361,14 @@ def test_hub_id_offline_fails_fast_and_names_the_id(tmp_path: Path) -> None:
     assert result.stdout.startswith("ERROR some-org/surely-not-cached-sft-data |"), result.stdout
     assert "'some-org/surely-not-cached-sft-data'" in result.stdout
     assert "online" in result.stdout
+
+
+def test_full_labels_name_the_file_once(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "a.jsonl", ALPACA[:2])
+    raw = _load(path)
+    assert (raw.label(1), raw.full_label(1)) == ("line 2", f"{path}, line 2")
+    _write_jsonl(tmp_path / "b.jsonl", ALPACA[:1])
+    folder = _load(tmp_path)
+    assert folder.full_label(2) == folder.label(2) == f"{tmp_path / 'b.jsonl'}, line 1"
+    inline = _load(ALPACA[:1])
+    assert inline.full_label(0) == "inline rows, row 0"

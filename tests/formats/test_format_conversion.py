@@ -1,21 +1,18 @@
-"""Conversion of every built-in format to TRL's canonical rows.
+"""Conversion of the built-in formats to TRL's canonical rows: exact shapes for hand-written rows.
 
-Exact shapes for hand-written rows, and properties (pure, deterministic, lossless) over generated rows.
+ShareGPT, tool calls and preference data have files of their own; properties over generated rows are in
+``test_format_properties.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from trl_sft_kit.errors import RowError
-from trl_sft_kit.formats import FormatOptions, detect_format, get_format
+from trl_sft_kit.formats import FormatOptions, get_format
 
 PLAIN = FormatOptions(chat=False)
 CHAT = FormatOptions(chat=True)
@@ -51,7 +48,7 @@ def test_text_content_parts_are_joined_into_one_string() -> None:
     }
 
 
-def test_tools_are_kept_as_a_json_string() -> None:
+def test_tools_are_kept_as_a_json_string_and_call_arguments_become_objects() -> None:
     tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
     tool_calls = [{"type": "function", "function": {"name": "get_time", "arguments": "{}"}}]
     row = {
@@ -66,7 +63,9 @@ def test_tools_are_kept_as_a_json_string() -> None:
     converted = get_format("messages").convert(row, PLAIN)
     assert isinstance(converted["tools"], str)
     assert json.loads(converted["tools"]) == tools
-    assert converted["messages"][1] == {"role": "assistant", "content": "", "tool_calls": tool_calls}
+    # OpenAI's JSON-string arguments are parsed: chat templates write them with `tojson`.
+    parsed_calls = [{"type": "function", "function": {"name": "get_time", "arguments": {}}}]
+    assert converted["messages"][1] == {"role": "assistant", "content": "", "tool_calls": parsed_calls}
     assert converted["messages"][2] == {"role": "tool", "content": "12:00", "name": "get_time"}
     # A tools column that is already a JSON string is kept as it is; an empty one is dropped.
     assert get_format("messages").convert({**row, "tools": json.dumps(tools)}, PLAIN)["tools"] == json.dumps(
@@ -212,195 +211,7 @@ def test_text_is_renamed_to_text() -> None:
     assert get_format("text").convert({"text": "Hello."}, PLAIN) == {"text": "Hello."}
 
 
-# -------------------------------------------------------------------------------------- properties
-# Generators stay local to these tests for now; a shared strategies module comes later.
-
-TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30).filter(
-    lambda text: text.strip() != ""
-)
-TEXT_FIELDS = st.sampled_from(["text", "body", "document", "content"])
-OPTIONS = st.builds(FormatOptions, chat=st.booleans())
-
-
-@st.composite
-def contents(draw: st.DrawFn) -> tuple[Any, list[str]]:
-    """A message content: a string, or a list of text parts; with the strings that must survive."""
-    parts = draw(st.lists(TEXT, min_size=1, max_size=3))
-    if len(parts) == 1 and draw(st.booleans()):
-        return parts[0], parts
-    return [{"type": "text", "text": part} for part in parts], parts
-
-
-@st.composite
-def conversations(draw: st.DrawFn, *, need_assistant: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
-    messages: list[dict[str, Any]] = []
-    texts: list[str] = []
-    if draw(st.booleans()):
-        system = draw(TEXT)
-        messages.append({"role": "system", "content": system})
-        texts.append(system)
-    turns = draw(st.integers(min_value=1, max_value=3))
-    for turn in range(turns):
-        for role in ("user", "assistant"):
-            if role == "assistant" and turn == turns - 1 and not need_assistant:
-                break
-            content, parts = draw(contents())
-            messages.append({"role": role, "content": content})
-            texts += parts
-    return messages, texts
-
-
-@st.composite
-def messages_rows(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
-    messages, texts = draw(conversations())
-    return {"messages": messages}, texts
-
-
-@st.composite
-def alpaca_rows(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
-    instruction, output = draw(TEXT), draw(TEXT)
-    row: dict[str, Any] = {"instruction": instruction, "output": output}
-    texts = [instruction, output]
-    context = draw(st.one_of(st.none(), st.just(""), TEXT))
-    if context is not None:
-        row["input"] = context
-        texts.append(context)
-    if draw(st.booleans()):
-        row["system"] = draw(TEXT)
-        texts.append(row["system"])
-    if draw(st.booleans()):
-        history = draw(st.lists(st.tuples(TEXT, TEXT), max_size=2))
-        row["history"] = [list(pair) for pair in history]
-        texts += [text for pair in history for text in pair]
-    return row, [text for text in texts if text]
-
-
-@st.composite
-def instruction_response_rows(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
-    question_field, answer_field = draw(
-        st.sampled_from(
-            [
-                ("instruction", "response"),
-                ("question", "answer"),
-                ("prompt", "response"),
-                ("query", "response"),
-            ]
-        )
-    )
-    question, answer = draw(TEXT), draw(TEXT)
-    row: dict[str, Any] = {question_field: question, answer_field: answer}
-    texts = [question, answer]
-    context_field = draw(st.sampled_from([None, "context", "input"]))
-    if context_field is not None:
-        row[context_field] = draw(TEXT)
-        texts.append(row[context_field])
-    if draw(st.booleans()):
-        row["system"] = draw(TEXT)
-        texts.append(row["system"])
-    return row, texts
-
-
-@st.composite
-def prompt_completion_rows(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
-    if draw(st.booleans()):
-        prompt, completion = draw(TEXT), draw(TEXT)
-        return {"prompt": prompt, "completion": completion}, [prompt, completion]
-    prompt_messages, prompt_texts = draw(conversations(need_assistant=False))
-    reply, reply_texts = draw(contents())
-    row = {"prompt": prompt_messages, "completion": [{"role": "assistant", "content": reply}]}
-    return row, prompt_texts + reply_texts
-
-
-@st.composite
-def text_rows(draw: st.DrawFn) -> tuple[dict[str, Any], list[str], str]:
-    field = draw(TEXT_FIELDS)
-    text = draw(TEXT)
-    return {field: text}, [text], field
-
-
-@st.composite
-def any_rows(draw: st.DrawFn) -> tuple[str, dict[str, Any], list[str], FormatOptions]:
-    """(format name, row, strings that must survive, options) for any built-in format."""
-    chat = draw(st.booleans())
-    name = draw(st.sampled_from(["messages", "alpaca", "instruction_response", "prompt_completion", "text"]))
-    if name == "text":
-        row, texts, field = draw(text_rows())
-        return name, row, texts, FormatOptions(text_field=field, chat=chat)
-    strategy = {
-        "messages": messages_rows,
-        "alpaca": alpaca_rows,
-        "instruction_response": instruction_response_rows,
-        "prompt_completion": prompt_completion_rows,
-    }[name]
-    row, texts = draw(strategy())
-    return name, row, texts, FormatOptions(chat=chat)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-CANONICAL_KEYS = {"messages": {"messages"}, "prompt_completion": {"prompt", "completion"}, "text": {"text"}}
-
-
-@settings(max_examples=300, deadline=None)
-@given(any_rows())
-def test_conversion_is_pure_deterministic_lossless_and_canonical(
-    case: tuple[str, dict[str, Any], list[str], FormatOptions],
-) -> None:
-    name, row, texts, options = case
-    detector = get_format(name)
-    assert detect_format([row], 1, options).format == name
-    before = copy.deepcopy(row)
-    converted = detector.convert(row, options)
-    assert row == before, "convert mutated its input"
-    assert detector.convert(row, options) == converted, "convert is not deterministic"
-    assert json.loads(json.dumps(converted)) == converted, "the canonical row is not plain JSON"
-    assert set(converted) == CANONICAL_KEYS[detector.canonical]
-    outputs = list(_strings(converted))
-    for text in texts:
-        assert any(text in output for output in outputs), f"{text!r} was lost"
-
-
-@settings(max_examples=150, deadline=None)
-@given(messages_rows(), st.booleans())
-def test_converting_messages_twice_is_the_same_as_once(
-    case: tuple[dict[str, Any], list[str]], chat: bool
-) -> None:
-    row, _ = case
-    options = FormatOptions(chat=chat)
-    once = get_format("messages").convert(row, options)
-    assert get_format("messages").convert(once, options) == once
-    assert detect_format([once], 1, options).format == "messages"
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.one_of(alpaca_rows(), instruction_response_rows()), OPTIONS)
-def test_instruction_data_becomes_strings_or_conversations_by_chat_option(
-    case: tuple[dict[str, Any], list[str]], options: FormatOptions
-) -> None:
-    row, _ = case
-    name = detect_format([row], 1, options).format
-    converted = get_format(name).convert(row, options)
-    if options.chat:
-        assert [m["role"] for m in converted["completion"]] == ["assistant"]
-        roles = [m["role"] for m in converted["prompt"]]
-        assert roles[-1] == "user"
-        assert set(roles) <= {"system", "user", "assistant"}
-        assert "system" not in roles[1:]
-        # The converted row is itself a valid conversational prompt-completion row.
-        assert get_format("prompt_completion").convert(converted, options) == converted
-    else:
-        assert isinstance(converted["prompt"], str)
-        assert isinstance(converted["completion"], str)
-        assert converted["prompt"].endswith("### Response:\n")
+# -------------------------------------------------------------------------------------- errors
 
 
 def test_rows_that_convert_raise_row_errors_only() -> None:

@@ -30,7 +30,15 @@ from trl_sft_kit.specs import DatasetSpec
 from trl_sft_kit.testing import sample_rows
 
 REPO = Path(__file__).resolve().parents[2]
-BUILTIN_NAMES = ("messages", "alpaca", "instruction_response", "prompt_completion", "text")
+BUILTIN_NAMES = (
+    "messages",
+    "alpaca",
+    "instruction_response",
+    "prompt_completion",
+    "text",
+    "sharegpt",
+    "preference_chosen",
+)
 
 # (expected format, text_field, rows): one or two rows of every shape each built-in format accepts.
 EXAMPLES: list[tuple[str, str, list[dict[str, Any]]]] = [
@@ -77,6 +85,51 @@ EXAMPLES: list[tuple[str, str, list[dict[str, Any]]]] = [
     ),
     ("text", "text", [{"text": "Once upon a time."}, {"text": "The end.", "id": 3}]),
     ("text", "body", [{"body": "Once upon a time."}]),
+    (
+        "sharegpt",
+        "text",
+        [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}],
+    ),
+    (
+        "sharegpt",
+        "text",
+        [
+            {
+                "conversations": [
+                    {"from": "human", "value": "Weather in Paris?"},
+                    {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "Paris"}}'},
+                    {"from": "observation", "value": "sunny"},
+                    {"from": "gpt", "value": "Sunny."},
+                ],
+                "system": "Be brief.",
+                "tools": '[{"name": "weather"}]',
+            }
+        ],
+    ),
+    (
+        "messages",
+        "text",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather in Paris?"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                    {"role": "assistant", "content": "Sunny.", "reasoning_content": "Easy."},
+                ]
+            }
+        ],
+    ),
 ]
 
 
@@ -113,6 +166,7 @@ def test_each_builtin_shape_is_detected_as_its_format_and_no_other(
         ("instruction_response", "instruction_response"),
         ("prompt_completion", "prompt_completion"),
         ("text", "text"),
+        ("sharegpt", "sharegpt"),
     ],
 )
 def test_sample_datasets_are_detected_through_the_data_pipeline(
@@ -291,12 +345,17 @@ def test_forced_format_skips_detection_and_is_used_for_conversion() -> None:
 
 
 def test_forcing_a_format_that_does_not_exist_lists_the_real_ones() -> None:
-    with pytest.raises(PluginError) as caught:
-        detect_format([{"text": "x"}], 1, FormatOptions(), forced="alpacca")
+    with pytest.raises(DatasetFormatError) as caught:
+        detect_format([{"text": "x"}], 1, FormatOptions(), forced="alpacca", source="d.jsonl")
     message = str(caught.value)
     assert "'alpacca'" in message
+    assert "format='auto'" in message
+    assert caught.value.path == "d.jsonl"
     for name in BUILTIN_NAMES:
         assert repr(name) in message
+    spec = DatasetSpec([{"text": "x"}], format="alpacca")  # a spec made without the recipe's own check
+    with pytest.raises(DatasetFormatError, match="no dataset format named 'alpacca'"):
+        convert_rows(load_rows(spec), spec, FormatOptions())
 
 
 def test_forced_format_still_checks_every_row() -> None:
@@ -356,3 +415,165 @@ def test_formats_import_and_detection_load_no_heavy_libraries() -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(result.stdout) == []
+
+
+# -------------------------------------------------------------------------------------- the report
+
+
+def test_describe_says_which_format_why_on_how_many_rows_and_what_came_second() -> None:
+    rows = [{"instruction": "Add.", "input": "1 2", "output": "3"}] * 3 + [
+        {"instruction": "Hi.", "output": "Hi"}
+    ]
+    detection = detect_format(rows, len(rows), FormatOptions())
+    text = detection.describe()
+    assert text.startswith(
+        "format 'alpaca' (detected on 4 of 4 rows): has 'instruction' and 'output' fields."
+    )
+    # input/output also fits instruction_response, less specifically: named with its reason and count.
+    assert detection.runners_up[0].format == "instruction_response"
+    assert detection.runners_up[0].rows == 3
+    assert (
+        "Also fitting, less specifically: 'instruction_response' on 3 rows (has 'input' and 'output'" in text
+    )
+
+
+def test_describe_gives_each_reason_with_its_count_and_the_rows_that_are_not_objects() -> None:
+    rows: list[Any] = [{"question": "Q?", "answer": "A"}] * 3 + [{"query": "Q?", "response": "A"}, [1, 2]]
+    text = detect_format(rows, len(rows), FormatOptions()).describe()
+    assert "has 'question' and 'answer' fields (3 of 4 rows)" in text
+    assert "has 'query' and 'response' fields (1 of 4 rows)" in text
+    assert "1 sampled rows are not objects" in text
+
+
+def test_the_report_summary_carries_the_detection() -> None:
+    rows = [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}] * 100
+    spec = DatasetSpec(rows)
+    summary = convert_rows(load_rows(spec), spec, FormatOptions()).report.summary()
+    assert "format 'sharegpt' (detected on 64 of 100 rows, sampled from first to last)" in summary
+    assert "'conversations' is a list of {from, value} turns" in summary
+    assert "rows: 100 read, 100 kept as 'messages' rows, 0 skipped" in summary
+
+
+# -------------------------------------------------------------------------------------- preference data
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "Sky?", "chosen": "Blue.", "rejected": "Green."},
+        {"chosen": "Q: Sky? A: Blue.", "rejected": "Q: Sky? A: Green."},
+        {"prompt": "Sky?", "completion": "Blue.", "label": True},
+    ],
+)
+def test_auto_refuses_preference_data_and_says_how_to_train_on_the_chosen_answers(
+    row: dict[str, Any],
+) -> None:
+    spec = DatasetSpec([row, row], on_bad_rows="skip")
+    with pytest.raises(DatasetFormatError) as caught:
+        convert_rows(load_rows(spec), spec, FormatOptions())
+    message = str(caught.value)
+    assert "preference data, not SFT data" in message
+    assert "format='preference_chosen'" in message
+    assert "on 2 sampled rows" in message
+    forced = DatasetSpec([row, row], format="preference_chosen")
+    assert convert_rows(load_rows(forced), forced, FormatOptions()).report.rows_kept == 2
+
+
+def test_a_boolean_label_makes_prompt_completion_rows_kto_but_other_labels_do_not() -> None:
+    assert detect_format([{"prompt": "p", "completion": "c", "label": "pos"}], 1, FormatOptions()).format == (
+        "prompt_completion"
+    )
+
+
+# -------------------------------------------------------------------------------------- plug-ins that fail
+
+
+class FaultyFormat:
+    """A test detector for ``{"faulty": ...}`` rows whose match and convert fail as ``mode`` says."""
+
+    name = "faulty_for_tests"
+    canonical = "prompt_completion"
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def match(self, row: Mapping[str, Any], options: FormatOptions) -> Any:
+        """Rows with a ``faulty`` field; or a crash, or not a FormatMatch."""
+        if self.mode == "match crashes":
+            return row["faulty"]["missing"]
+        if self.mode == "match returns a number":
+            return 0.9
+        return FormatMatch.yes(0.9, "has 'faulty'") if "faulty" in row else FormatMatch.no("no 'faulty'")
+
+    def convert(self, row: Mapping[str, Any], options: FormatOptions) -> Any:
+        """``faulty`` as the prompt, or one of the mistakes a plug-in can make."""
+        if self.mode == "convert crashes":
+            return {"prompt": row["question"], "completion": "x"}
+        if self.mode == "convert returns text":
+            return {"text": row["faulty"]}
+        if self.mode == "convert returns an empty completion":
+            return {"prompt": row["faulty"], "completion": " "}
+        return {"prompt": row["faulty"], "completion": "fine", "id": 3}
+
+
+@pytest.fixture()
+def faulty() -> Iterator[Any]:
+    def install(mode: str) -> FaultyFormat:
+        detector = FaultyFormat(mode)
+        register_format(detector, provider="faulty-plugin 0.1", replace=True)
+        return detector
+
+    yield install
+    unregister_format(FaultyFormat.name)
+
+
+@pytest.mark.parametrize(
+    ("mode", "method", "cause"),
+    [
+        ("match crashes", "match", "TypeError"),
+        ("convert crashes", "convert", "KeyError"),
+    ],
+)
+def test_a_plugin_crash_is_a_plugin_error_naming_the_plugin_and_the_row(
+    faulty: Any, mode: str, method: str, cause: str
+) -> None:
+    faulty(mode)
+    spec = DatasetSpec([{"faulty": "Q"}, {"faulty": "Q2"}])
+    with pytest.raises(PluginError) as caught:
+        convert_rows(load_rows(spec), spec, FormatOptions())
+    message = str(caught.value)
+    assert (caught.value.name, caught.value.provider) == ("faulty_for_tests", "faulty-plugin 0.1")
+    assert f"failed in {method}() on inline rows, row 0 ({cause}" in message
+    assert "bug of the detector" in message
+    assert isinstance(caught.value.__cause__, (KeyError, TypeError))
+
+
+def test_a_plugin_returning_something_else_than_a_match_is_named(faulty: Any) -> None:
+    faulty("match returns a number")
+    with pytest.raises(PluginError, match="returned float from match\\(\\) on the dataset, row 0"):
+        detect_format([{"text": "x"}], 1, FormatOptions())
+
+
+def test_a_plugin_row_that_is_not_canonical_is_a_plugin_error(faulty: Any) -> None:
+    faulty("convert returns text")
+    spec = DatasetSpec([{"faulty": "Q"}])
+    with pytest.raises(
+        PluginError, match=r"converted inline rows, row 0 to \['text'\]; a 'prompt_completion' row"
+    ):
+        convert_rows(load_rows(spec), spec, FormatOptions())
+
+
+def test_a_plugin_row_is_checked_like_any_canonical_row(faulty: Any) -> None:
+    faulty("convert returns an empty completion")
+    spec = DatasetSpec([{"faulty": "Q"}, {"faulty": "Q2"}], on_bad_rows="skip")
+    with pytest.raises(RowError) as caught:
+        convert_rows(load_rows(spec), spec, FormatOptions())
+    assert "every one of the 2 rows was bad" in str(caught.value)
+    assert "in the 'prompt_completion' row that format 'faulty_for_tests' made of it" in str(caught.value)
+
+
+def test_a_plugin_row_keeps_only_canonical_fields(faulty: Any) -> None:
+    faulty("fine")
+    spec = DatasetSpec([{"faulty": "Q"}])
+    prepared = convert_rows(load_rows(spec), spec, FormatOptions())
+    assert prepared.rows == [{"prompt": "Q", "completion": "fine"}]

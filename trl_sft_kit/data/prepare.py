@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.sources import RawRows, UnreadableRow, load_rows
-from trl_sft_kit.errors import RowError
-from trl_sft_kit.formats import Detection, FormatOptions, detect_format, get_format
+from trl_sft_kit.errors import DatasetError, DatasetFormatError, RowError
+from trl_sft_kit.formats import (
+    Detection,
+    FormatOptions,
+    RowExcludedError,
+    convert_row,
+    detect_format,
+    format_registration,
+)
 from trl_sft_kit.specs import DatasetSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["PreparedRows", "convert_rows", "detect_spec_format", "prepare_dataset"]
+__all__ = [
+    "PreparedRows",
+    "convert_rows",
+    "detect_spec_format",
+    "prepare_dataset",
+    "rename_columns",
+    "to_dataset",
+]
 
 
 class PreparedRows:
     """Canonical rows with their report."""
 
-    def __init__(self, rows: list[dict[str, Any]], report: DatasetReport) -> None:
+    def __init__(
+        self, rows: list[dict[str, Any]], report: DatasetReport, kept: list[int] | None = None
+    ) -> None:
         self.rows = rows
         self.report = report
+        self.kept = kept if kept is not None else list(range(len(rows)))
+        """The index in the source of each kept row."""
 
 
 def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
+    """The rows with their fields renamed by ``spec.columns`` (``{"question": "instruction"}``)."""
     if not spec.columns:
         return raw
     mapping = dict(spec.columns)
@@ -48,10 +70,15 @@ def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) 
 def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> PreparedRows:
     """Detect the format and convert every row, stopping at the first bad row or skipping and counting.
 
+    A row its format leaves out on purpose (``RowExcludedError``: a KTO row labelled false) is counted among
+    the skipped rows, as a good row left out, whatever ``on_bad_rows`` says.
+
     Raises:
-        DatasetFormatError: see ``detect_format``.
+        DatasetFormatError: see ``detect_format``; also prompt-completion rows that mix strings and
+            messages, which TRL cannot train on together.
         RowError: a bad row, when ``spec.on_bad_rows == "error"``; names file, line or row, and field.
-            Also when no row is left: every row was bad, or none at all is a JSON object.
+            Also when no row is left: every row was bad or left out, or none at all is a JSON object.
+        PluginError: a third-party detector failed on a row, or made a row that is not canonical.
     """
     raw = rename_columns(raw, spec)
     if raw.rows and not any(isinstance(row, Mapping) for row in raw.rows):
@@ -64,12 +91,16 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
                 **raw.where(0),
             ) from None
     detection = detect_spec_format(raw, spec, options)
-    detector = get_format(detection.format)
+    registration = format_registration(detection.format)
     rows: list[dict[str, Any]] = []
+    kept: list[int] = []
     skipped: list[SkippedRow] = []
     for index, row in enumerate(raw.rows):
         try:
-            rows.append(detector.convert(_as_object(row), options))
+            rows.append(convert_row(registration, _as_object(row), options, raw.full_label(index)))
+            kept.append(index)
+        except RowExcludedError as exc:
+            skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason, bad=False))
         except RowError as exc:
             if spec.on_bad_rows == "skip":
                 skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason))
@@ -90,11 +121,31 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         skipped=tuple(skipped),
     )
     if not rows:
+        what = "bad" if all(row.bad for row in skipped) else "bad or left out by the format"
         raise RowError(
-            f"every one of the {len(raw)} rows was bad, so nothing is left to train on; first: {skipped[0]}",
+            f"every one of the {len(raw)} rows was {what}, so nothing is left to train on; "
+            f"first: {skipped[0]}",
             path=raw.name,
         )
-    return PreparedRows(rows, report)
+    _check_one_shape(rows, kept, raw)
+    return PreparedRows(rows, report, kept)
+
+
+def _check_one_shape(rows: list[dict[str, Any]], kept: list[int], raw: RawRows) -> None:
+    """Prompt-completion rows are all strings or all messages: TRL tokenizes a dataset one way."""
+    if "prompt" not in rows[0]:
+        return
+    conversational = [isinstance(row["prompt"], list) for row in rows]
+    if all(conversational) or not any(conversational):
+        return
+    first_messages = raw.label(kept[conversational.index(True)])
+    first_strings = raw.label(kept[conversational.index(False)])
+    raise DatasetFormatError(
+        f"{raw.name} mixes prompt-completion rows of strings (e.g. {first_strings}) and of messages (e.g. "
+        f"{first_messages}); TRL trains a dataset of one kind. Write every prompt and completion the same "
+        "way, or split the data.",
+        path=raw.name,
+    )
 
 
 def _as_object(row: Any) -> Mapping[str, Any]:
@@ -106,6 +157,115 @@ def _as_object(row: Any) -> Mapping[str, Any]:
     return row
 
 
+MESSAGE_COLUMNS = ("messages", "prompt", "completion")
+"""Canonical columns that may hold lists of messages."""
+
+
+def to_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """A ``datasets.Dataset`` of canonical rows that reads every message back as it was written.
+
+    Arrow gives all the rows of a column one type: read back, a message lacking a key another message has
+    (``tool_calls``, ``name``, ...) gets that key as null, and tool-call arguments of different shapes cannot
+    be stored at all. So when any message has more than ``role`` and ``content``, the message columns use
+    the ``Json`` feature of ``datasets`` (>= 4.7, the form TRL documents for tool calls), each message
+    written by Python's ``json`` (``datasets`` would round floats to 10 digits); otherwise plain structs.
+    Every column that any row has is kept (``Dataset.from_list`` reads the first row's keys only).
+
+    ``datasets`` reads ``Json`` back with pandas' fast parser, which can return a float one unit in the
+    last place off (``442.77543`` as ``442.77543000000003``); ``json_read_back_problems`` finds such rows.
+
+    Raises:
+        DatasetError: messages need the ``Json`` feature and the installed ``datasets`` is older than 4.7.
+    """
+    import datasets
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    data = {key: [row.get(key) for row in rows] for key in columns}
+    if not any(key in MESSAGE_COLUMNS and _has_rich_messages(data[key]) for key in columns):
+        return datasets.Dataset.from_dict(data)
+    json_feature = getattr(datasets, "Json", None)
+    if json_feature is None:
+        raise DatasetError(
+            "messages with tool calls or other fields besides role and content need datasets >= 4.7 "
+            f"(its Json feature) to be stored as they are; this is datasets "
+            f"{datasets.__version__}. Upgrade it with pip install -U datasets."
+        )
+    features = {}
+    for key in columns:
+        values = data[key]
+        if all(value is None or isinstance(value, str) for value in values):
+            features[key] = datasets.Value("string")
+        elif all(value is None or isinstance(value, list) for value in values):
+            features[key] = datasets.List(json_feature())
+            data[key] = [None if value is None else [_json(item) for item in value] for value in values]
+        else:
+            features[key] = json_feature()
+            data[key] = [None if value is None else _json(value) for value in values]
+    return datasets.Dataset.from_dict(data, features=datasets.Features(features))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _has_rich_messages(values: list[Any]) -> bool:
+    return any(
+        isinstance(value, list) and any(set(message) != {"role", "content"} for message in value)
+        for value in values
+    )
+
+
+def _has_delicate_numbers(value: Any) -> bool:
+    """Floats, or integers beyond 64 bits: what ``datasets``' JSON reader may not give back exactly."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, dict):
+        return any(_has_delicate_numbers(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_delicate_numbers(item) for item in value)
+    return False
+
+
+def json_read_back_problems(dataset: Dataset, rows: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    """Rows that ``dataset`` (made by ``to_dataset``) does not read back exactly, one sentence each.
+
+    Only rows with floats or very large integers in their messages are read back and compared, since only
+    those can differ (see ``to_dataset``).
+    """
+    import datasets
+
+    message_columns = [
+        key
+        for key, feature in dataset.features.items()
+        if isinstance(feature, datasets.List) and type(feature.feature).__name__ == "Json"
+    ]
+    problems = []
+    for index, row in enumerate(rows):
+        delicate = [key for key in message_columns if _has_delicate_numbers(row.get(key))]
+        if not delicate:
+            continue
+        stored = dataset[index]
+        for key in delicate:
+            if stored[key] != row[key]:
+                written, read = _first_difference(row[key], stored[key])
+                problems.append(f"{labels[index]}, {key}: {written!r} is read back as {read!r}")
+    return problems
+
+
+def _first_difference(written: Any, read: Any) -> tuple[Any, Any]:
+    if isinstance(written, dict) and isinstance(read, dict) and written.keys() == read.keys():
+        for key in written:
+            if written[key] != read[key]:
+                return _first_difference(written[key], read[key])
+    if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
+        for left, right in zip(written, read, strict=True):
+            if left != right:
+                return _first_difference(left, right)
+    return written, read
+
+
 def prepare_dataset(spec: DatasetSpec, *, chat: bool) -> tuple[Dataset, DatasetReport]:
     """Read, detect, convert and validate the spec's data into a ``datasets.Dataset`` of canonical rows.
 
@@ -113,7 +273,16 @@ def prepare_dataset(spec: DatasetSpec, *, chat: bool) -> tuple[Dataset, DatasetR
         spec: the dataset part of a recipe.
         chat: whether the tokenizer has a chat template (instruction data then becomes conversational).
     """
-    from datasets import Dataset
-
-    prepared = convert_rows(load_rows(spec), spec, FormatOptions(text_field=spec.text_field, chat=chat))
-    return Dataset.from_list(prepared.rows), prepared.report
+    raw = load_rows(spec)
+    prepared = convert_rows(raw, spec, FormatOptions(text_field=spec.text_field, chat=chat))
+    dataset = to_dataset(prepared.rows)
+    problems = json_read_back_problems(dataset, prepared.rows, [raw.label(i) for i in prepared.kept])
+    report = prepared.report
+    if problems:
+        note = (
+            f"{len(problems)} rows hold numbers that the datasets library reads back slightly changed, and "
+            f"training renders them as read back (first: {problems[0]}). Give such arguments as strings to "
+            "keep their exact text."
+        )
+        report = attrs.evolve(report, notes=(*report.notes, note))
+    return dataset, report

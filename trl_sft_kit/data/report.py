@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import attrs
 
 __all__ = ["DatasetReport", "SkippedRow"]
@@ -9,20 +12,34 @@ __all__ = ["DatasetReport", "SkippedRow"]
 
 @attrs.frozen
 class SkippedRow:
-    """A row left out under ``on_bad_rows="skip"``, with where it was and why."""
+    """A row left out, with where it was and why.
+
+    ``bad`` is true for a row that could not be trained on (left out under ``on_bad_rows="skip"``) and false
+    for a good row its format leaves out on purpose (a KTO row labelled false), whatever ``on_bad_rows`` says.
+    """
 
     where: str
     field: str | None
     reason: str
+    bad: bool = True
 
     def __str__(self) -> str:
         field = f", field {self.field!r}" if self.field else ""
         return f"{self.where}{field}: {self.reason}"
 
 
+def _field_kind(field: str | None) -> str:
+    """A field with its list positions blanked, to group skipped rows: ``messages[].role``."""
+    return re.sub(r"\[\d+\]", "[]", field) if field else "(the row)"
+
+
 @attrs.frozen
 class DatasetReport:
-    """Counts for one prepared dataset: nothing is dropped without appearing here."""
+    """Counts for one prepared dataset: nothing is dropped without appearing here.
+
+    ``detection`` says which format, why, and on how many sampled rows; ``skipped`` lists every row left
+    out, so ``rows_read == rows_kept + len(skipped)``; ``notes`` holds anything else worth knowing.
+    """
 
     source: str
     format: str
@@ -31,16 +48,45 @@ class DatasetReport:
     rows_read: int
     rows_kept: int
     skipped: tuple[SkippedRow, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def rows_bad(self) -> int:
+        """Rows left out because they could not be trained on."""
+        return sum(1 for row in self.skipped if row.bad)
+
+    @property
+    def rows_excluded(self) -> int:
+        """Good rows their format left out on purpose (KTO rows labelled false)."""
+        return len(self.skipped) - self.rows_bad
+
+    def skipped_by_field(self) -> dict[str, int]:
+        """How many rows were skipped for a problem in each field (list positions blanked), most first.
+
+        >>> report = DatasetReport("d", "messages", "messages", "", 3, 1, (
+        ...     SkippedRow("row 0", "messages[1].role", "unknown role 'bot'"),
+        ...     SkippedRow("row 2", "messages[3].role", "unknown role 'x'"),
+        ... ))
+        >>> report.skipped_by_field()
+        {'messages[].role': 2}
+        """
+        return dict(Counter(_field_kind(row.field) for row in self.skipped).most_common())
 
     def summary(self) -> str:
-        """A few lines for logs and ``explain()``."""
+        """A few lines for logs and ``explain()``: source, detection, counts, and the skipped rows."""
+        skipped = f"{len(self.skipped)} skipped"
+        if self.rows_excluded:
+            skipped += f" ({self.rows_excluded} left out by the format, {self.rows_bad} bad)"
         lines = [
             f"data: {self.source}",
             f"  {self.detection}",
-            f"  rows: {self.rows_read} read, {self.rows_kept} kept as {self.canonical!r} rows, "
-            f"{len(self.skipped)} skipped",
+            f"  rows: {self.rows_read} read, {self.rows_kept} kept as {self.canonical!r} rows, {skipped}",
         ]
+        if self.skipped:
+            counts = ", ".join(f"{field} {count}" for field, count in self.skipped_by_field().items())
+            lines.append(f"  skipped rows by field: {counts}")
         lines += [f"  skipped {row}" for row in self.skipped[:10]]
         if len(self.skipped) > 10:
             lines.append(f"  ... and {len(self.skipped) - 10} more skipped rows")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)

@@ -58,6 +58,12 @@ class RawRows:
         where = f"line {line}" if line is not None else f"row {row}"
         return f"{path}, {where}" if path != self.name else where
 
+    def full_label(self, index: int) -> str:
+        """``data.jsonl, line 12``: the label with the source's name, for messages that stand alone."""
+        label = self.label(index)
+        path = self.origins[index][0]
+        return label if path != self.name else f"{self.name}, {label}"
+
     def where(self, index: int) -> dict[str, Any]:
         """Keyword arguments for ``RowError``: path, row and line of row ``index``."""
         path, line, row = self.origins[index]

@@ -1,150 +1,43 @@
-"""The built-in dataset formats: chat messages, instruction data, prompt-completion and plain text."""
+"""The built-in dataset formats: instruction data, prompt-completion and plain text, and the full list.
+
+Chat formats live in ``messages`` (OpenAI) and ``sharegpt``, preference data in ``preference``; all of them
+register here, through the same ``register_format`` call a third-party package's detector goes through.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from trl_sft_kit.errors import RowError
+from trl_sft_kit.formats.messages import (
+    MALFORMED_SHARE,
+    MessagesFormat,
+    describe,
+    non_empty_str,
+    normalise_messages,
+    optional_str,
+    prompt_completion_row,
+)
+from trl_sft_kit.formats.preference import PreferenceChosenFormat
 from trl_sft_kit.formats.protocol import FormatMatch, FormatOptions
+from trl_sft_kit.formats.sharegpt import ShareGPTFormat
 from trl_sft_kit.plugins import BUILTIN
 
 __all__ = [
+    "BUILTIN_FORMATS",
     "AlpacaFormat",
     "InstructionResponseFormat",
     "MessagesFormat",
+    "PreferenceChosenFormat",
     "PromptCompletionFormat",
+    "ShareGPTFormat",
     "TextFormat",
     "normalise_messages",
+    "register_builtin_formats",
 ]
-
-CHAT_ROLES = ("system", "user", "assistant", "tool")
-
-# A row that has a format's own field (``messages``, the text field) with a wrong value still matches that
-# format, weakly (a fifth of its usual score), so conversion reports what is wrong as a ``RowError``, which
-# ``on_bad_rows="skip"`` can skip, instead of detection failing for the whole dataset.
-MALFORMED_SHARE = 0.2
-
-
-def _text_of(content: Any, field: str) -> str:
-    """A message's content as one string; typed text parts are joined, other part types refused."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence) and not isinstance(content, (str, bytes)):
-        texts = []
-        for index, part in enumerate(content):
-            if isinstance(part, str):
-                texts.append(part)
-            elif _is_text_part(part):
-                texts.append(part["text"])
-            else:
-                raise RowError(
-                    f"content part {index} is {_describe(part)}; only text parts "
-                    "({'type': 'text', 'text': ...}) can be trained on here.",
-                    field=field,
-                )
-        return "".join(texts)
-    raise RowError(
-        f"content must be a string or a list of text parts (got {_describe(content)}).", field=field
-    )
-
-
-def _is_text_part(part: Any) -> bool:
-    if not isinstance(part, Mapping):
-        return False
-    return part.get("type", "text") == "text" and isinstance(part.get("text"), str)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
-    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-def normalise_messages(
-    messages: Any, field: str = "messages", *, need_assistant: bool = True
-) -> list[dict[str, Any]]:
-    """Check a conversation and return it as ``[{"role", "content"[, "tool_calls", "name"]}]``.
-
-    Raises:
-        RowError: not a list of messages, an unknown role, non-text or empty content, a system message
-            after the first, or (when ``need_assistant``) no assistant turn.
-    """
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
-        raise RowError(f"must be a non-empty list of messages (got {_describe(messages)}).", field=field)
-    out: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        where = f"{field}[{index}]"
-        if not isinstance(message, Mapping):
-            raise RowError(
-                f"must be a message object with role and content (got {_describe(message)}).", field=where
-            )
-        role = message.get("role")
-        if role not in CHAT_ROLES:
-            raise RowError(
-                f"unknown role {role!r}; roles must be one of {', '.join(CHAT_ROLES)}.", field=f"{where}.role"
-            )
-        if role == "system" and index != 0:
-            raise RowError("a system message may only come first in a conversation.", field=f"{where}.role")
-        tool_calls = message.get("tool_calls")
-        content = message.get("content")
-        if content is None and role == "assistant" and tool_calls:
-            text = ""
-        else:
-            text = _text_of(content, f"{where}.content")
-        if not text.strip() and not (role == "assistant" and tool_calls):
-            raise RowError(f"the {role} message is empty.", field=f"{where}.content")
-        normalised: dict[str, Any] = {"role": role, "content": text}
-        if tool_calls:
-            normalised["tool_calls"] = tool_calls
-        if message.get("name") is not None:
-            normalised["name"] = message["name"]
-        out.append(normalised)
-    if need_assistant and not any(message["role"] == "assistant" for message in out):
-        raise RowError(
-            "the conversation has no assistant message, so there is nothing to learn.", field=field
-        )
-    return out
-
-
-def _non_empty_str(row: Mapping[str, Any], key: str) -> str:
-    value = row.get(key)
-    if value is None:
-        raise RowError("is null or missing.", field=key)
-    if not isinstance(value, str):
-        raise RowError(f"must be a string (got {_describe(value)}).", field=key)
-    if not value.strip():
-        raise RowError("is empty.", field=key)
-    return value
-
-
-@attrs.frozen
-class MessagesFormat:
-    """OpenAI-style chat: a ``messages`` list of ``{role, content}``, optionally with a ``tools`` column."""
-
-    name: str = "messages"
-    canonical: str = "messages"
-
-    def match(self, row: Mapping[str, Any], options: FormatOptions) -> FormatMatch:
-        """A ``messages`` list whose items have a ``role``; weakly, any ``messages`` field."""
-        if "messages" not in row:
-            return FormatMatch.no("no 'messages' field")
-        value = row["messages"]
-        if isinstance(value, list) and value and all(isinstance(m, Mapping) and "role" in m for m in value):
-            return FormatMatch.yes(1.0, "'messages' is a list of {role, content} objects")
-        return FormatMatch.yes(MALFORMED_SHARE, "has a 'messages' field, though not a list of messages")
-
-    def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
-        """Validate roles and contents; content parts are joined into text."""
-        converted: dict[str, Any] = {"messages": normalise_messages(row.get("messages"))}
-        tools = row.get("tools")
-        if tools not in (None, "", []):
-            converted["tools"] = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
-        return converted
 
 
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n### Response:\n"
@@ -152,7 +45,12 @@ ALPACA_PROMPT_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{inpu
 
 
 def instruction_row(
-    instruction: str, answer: str, options: FormatOptions, *, context: str = "", system: str | None = None,
+    instruction: str,
+    answer: str,
+    options: FormatOptions,
+    *,
+    context: str = "",
+    system: str | None = None,
     history: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Build a prompt-completion row from an instruction, optional input, system prompt and history.
@@ -192,16 +90,20 @@ class AlpacaFormat:
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
         """Instruction (+ input) becomes the prompt, output the completion."""
-        instruction = _non_empty_str(row, "instruction")
-        output = _non_empty_str(row, "output")
+        instruction = non_empty_str(row, "instruction")
+        output = non_empty_str(row, "output")
         context = row.get("input") or ""
         if not isinstance(context, str):
-            raise RowError(f"must be a string (got {_describe(context)}).", field="input")
-        system = row.get("system") or None
-        if system is not None and not isinstance(system, str):
-            raise RowError(f"must be a string (got {_describe(system)}).", field="system")
+            raise RowError(f"must be a string (got {describe(context)}).", field="input")
+        system = _system(row)
         history = _history(row.get("history"))
         return instruction_row(instruction, output, options, context=context, system=system, history=history)
+
+
+def _system(row: Mapping[str, Any]) -> str | None:
+    """The optional ``system`` field: a string, or ``None`` when it is missing, null or blank."""
+    system = optional_str(row, "system")
+    return system if system is not None and system.strip() else None
 
 
 def _history(value: Any) -> list[tuple[str, str]]:
@@ -209,7 +111,7 @@ def _history(value: Any) -> list[tuple[str, str]]:
         return []
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise RowError(
-            f"must be a list of [instruction, response] pairs (got {_describe(value)}).", field="history"
+            f"must be a list of [instruction, response] pairs (got {describe(value)}).", field="history"
         )
     pairs = []
     for index, pair in enumerate(value):
@@ -217,10 +119,10 @@ def _history(value: Any) -> list[tuple[str, str]]:
             not isinstance(pair, Sequence)
             or isinstance(pair, str)
             or len(pair) != 2
-            or not all(isinstance(part, str) for part in pair)
+            or not all(isinstance(part, str) and part.strip() for part in pair)
         ):
             raise RowError(
-                f"item {index} must be an [instruction, response] pair of strings.", field="history"
+                f"item {index} must be an [instruction, response] pair of non-empty strings.", field="history"
             )
         pairs.append((pair[0], pair[1]))
     return pairs
@@ -270,17 +172,15 @@ class InstructionResponseFormat:
         pair = self._pair(row)
         if pair is None:
             raise RowError("has none of the instruction/response field pairs.", field=None)
-        system = row.get("system") or None
-        if system is not None and not isinstance(system, str):
-            raise RowError(f"must be a string (got {_describe(system)}).", field="system")
+        system = _system(row)
         context = ""
         for key in INSTRUCTION_CONTEXTS:
             if key not in pair and row.get(key) not in (None, ""):
                 if not isinstance(row[key], str):
-                    raise RowError(f"must be a string (got {_describe(row[key])}).", field=key)
+                    raise RowError(f"must be a string (got {describe(row[key])}).", field=key)
                 context = row[key]
                 break
-        instruction, answer = _non_empty_str(row, pair[0]), _non_empty_str(row, pair[1])
+        instruction, answer = non_empty_str(row, pair[0]), non_empty_str(row, pair[1])
         return instruction_row(instruction, answer, options, context=context, system=system)
 
 
@@ -299,12 +199,7 @@ class PromptCompletionFormat:
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
         """Checked and passed through unchanged in shape."""
-        prompt, completion = row.get("prompt"), row.get("completion")
-        if isinstance(prompt, list) or isinstance(completion, list):
-            prompt_messages = normalise_messages(prompt, "prompt", need_assistant=False)
-            completion_messages = normalise_messages(completion, "completion", need_assistant=True)
-            return {"prompt": prompt_messages, "completion": completion_messages}
-        return {"prompt": _non_empty_str(row, "prompt"), "completion": _non_empty_str(row, "completion")}
+        return prompt_completion_row(row)
 
 
 @attrs.frozen
@@ -325,7 +220,7 @@ class TextFormat:
 
     def convert(self, row: Mapping[str, Any], options: FormatOptions) -> dict[str, Any]:
         """The text field, renamed to ``text``."""
-        return {"text": _non_empty_str(row, options.text_field)}
+        return {"text": non_empty_str(row, options.text_field)}
 
 
 BUILTIN_FORMATS = (
@@ -334,7 +229,10 @@ BUILTIN_FORMATS = (
     InstructionResponseFormat(),
     PromptCompletionFormat(),
     TextFormat(),
+    ShareGPTFormat(),
+    PreferenceChosenFormat(),
 )
+"""Every built-in detector, in registration order (``format_names()`` lists them first, in this order)."""
 
 
 def register_builtin_formats() -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "available_formats",
     "format_names",
+    "format_registration",
     "get_format",
     "register_format",
     "unregister_format",
@@ -64,6 +65,11 @@ def unregister_format(name: str) -> None:
 def get_format(name: str) -> FormatDetector:
     """The detector registered under ``name``; raises PluginError listing the names that exist."""
     return _REGISTRY.get(name)
+
+
+def format_registration(name: str) -> Registration[FormatDetector]:
+    """The registration of ``name``: the detector and the distribution that provided it."""
+    return _REGISTRY.registration(name)
 
 
 def format_names() -> tuple[str, ...]:

@@ -6,6 +6,9 @@ command and is meant to be reused by downstream projects' tests.
 
 Heavy libraries (``torch``, ``transformers``, ``tokenizers``) are imported lazily
 inside the functions that need them, so ``import trl_sft_kit.testing`` stays cheap.
+
+``trl_sft_kit.testing.strategies`` holds hypothesis strategies for rows of every
+built-in dataset format and for junk; import it explicitly (it imports hypothesis).
 """
 
 from __future__ import annotations
