@@ -25,7 +25,7 @@ from trl_sft_kit.errors import (
 from trl_sft_kit.formats import FormatDetector, FormatMatch, FormatOptions, available_formats, register_format
 from trl_sft_kit.packing import Packer, available_packers, register_packer
 from trl_sft_kit.recipe import SFTRecipe
-from trl_sft_kit.result import TrainResult
+from trl_sft_kit.result import TrainResult, load_result
 from trl_sft_kit.specs import (
     DatasetSpec,
     LoraSpec,
@@ -68,6 +68,7 @@ __all__ = [
     "__version__",
     "available_formats",
     "available_packers",
+    "load_result",
     "register_format",
     "register_packer",
 ]

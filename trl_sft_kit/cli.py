@@ -2,8 +2,8 @@
 
 ``demo`` fine-tunes an offline tiny model on the sample chat data with LoRA and prints the loss as it
 falls; ``train RECIPE.yaml`` trains any recipe file, including a flat legacy stage config, with
-``--set key=value`` overrides. Errors of the kit are printed as one clear message with a non-zero exit
-code, never as a traceback.
+``--set key=value`` overrides; ``generate OUTPUT_DIR`` prints what a trained model answers. Errors of the
+kit are printed as one clear message with a non-zero exit code, never as a traceback.
 """
 
 from __future__ import annotations
@@ -58,6 +58,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a top-level or training key, e.g. --set num_train_epochs=1 (repeatable)",
     )
+
+    generate = commands.add_parser(
+        "generate",
+        help="print a trained model's answers to prompts (a quick look after training)",
+        description="Load the model a training run saved in OUTPUT_DIR (an adapter on its base model, or a "
+        "full or merged model) and print its answer to each prompt. With a chat template, each prompt is "
+        "sent as a user message (unless --raw); prompts can also come one per line on stdin.",
+    )
+    generate.add_argument("output_dir", metavar="OUTPUT_DIR", help="the output_dir of a training run")
+    generate.add_argument(
+        "--prompt",
+        dest="prompts",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a prompt (repeatable); without one, prompts are read one per line from stdin",
+    )
+    generate.add_argument(
+        "--max-new-tokens", type=int, default=64, help="the most tokens to add (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--raw", action="store_true", help="continue prompts as plain text, without the chat template"
+    )
+    generate.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     return parser
 
 
@@ -67,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "generate":
+            return _generate(args)
         return _train(args)
     except SFTKitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,6 +200,27 @@ def _train(args: argparse.Namespace) -> int:
     final = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
     print(f"trained {result.global_step} steps; final loss {final}")
     print(f"saved to {result.adapter_path or result.model_path}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from trl_sft_kit.export import has_chat_template
+    from trl_sft_kit.result import load_result
+
+    result = load_result(args.output_dir)  # refuses a folder that is not a run's before anything loads
+    prompts = list(args.prompts)
+    if not prompts and not sys.stdin.isatty():
+        prompts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not prompts:
+        print(
+            "error: give a prompt with --prompt TEXT (repeatable), or one per line on stdin.", file=sys.stderr
+        )
+        return EXIT_USAGE
+    chat = not args.raw and has_chat_template(result.output_dir)
+    inputs: list[Any] = [[{"role": "user", "content": text}] if chat else text for text in prompts]
+    answers = result.generate(inputs, max_new_tokens=args.max_new_tokens, do_sample=args.sample)
+    for prompt, answer in zip(prompts, answers, strict=True):
+        print(f">>> {prompt}\n{answer.strip() or '(an empty answer)'}\n", flush=True)
     return 0
 
 

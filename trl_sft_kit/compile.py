@@ -68,7 +68,11 @@ class Compiled:
         return "\n".join(parts)
 
     def train(self) -> TrainResult:
-        """Train, save the adapter (or the full model) and the tokenizer, and return the outcome."""
+        """Train, save the adapter (or the full model) and the tokenizer, and return the outcome.
+
+        The output folder also gets a model card (``README.md``), ``recipe.yaml`` (when the recipe can be
+        written to a file) and ``run.json`` (metrics, losses, data report, library versions).
+        """
         try:
             output = self.trainer.train()
         except Exception as exc:
@@ -88,9 +92,10 @@ class Compiled:
             for entry in self.trainer.state.log_history
             if "loss" in entry and "step" in entry
         )
+        from trl_sft_kit.card import write_run_files
         from trl_sft_kit.result import TrainResult
 
-        return TrainResult(
+        result = TrainResult(
             metrics=dict(output.metrics),
             output_dir=output_dir,
             adapter_path=output_dir if adapter.exists() else None,
@@ -103,6 +108,9 @@ class Compiled:
             model=self.trainer.model,
             tokenizer=tokenizer,
         )
+        if self.trainer.is_world_process_zero():
+            write_run_files(self, result)
+        return result
 
 
 # ------------------------------------------------------------------------------------------ mapping
@@ -166,56 +174,140 @@ def config_kwargs(
 # ------------------------------------------------------------------------------------------ compile
 
 
-def _require(module: str, *, package: str, extra: str | None, why: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        install = f"pip install 'trl-sft-kit[{extra}]'" if extra else f"pip install {package}"
-        raise MissingDependencyError(
-            f"{why} needs the {package!r} package, which is not installed. Install it with {install}, "
-            "or drop that setting from the recipe.",
-            package=package,
-            extra=extra,
-        )
+def _requirement(package: str) -> str:
+    """The requirement trl-sft-kit declares for ``package`` (``'trl<2,>=1.10'``), else the bare name."""
+    from importlib import metadata
 
-
-def _import_backend() -> None:
-    for module, package in (
-        ("torch", "torch"),
-        ("transformers", "transformers"),
-        ("trl", "trl"),
-        ("peft", "peft"),
-    ):
-        _require(module, package=package, extra=None, why="training")
     try:
-        import trl  # noqa: F401
-    except Exception as exc:
-        raise BackendError(
-            f"TRL is installed but fails to import ({type(exc).__name__}: {exc}). Reinstall it with "
-            "pip install --force-reinstall 'trl>=1.10,<2'."
-        ) from exc
+        declared = metadata.requires("trl-sft-kit") or []
+    except metadata.PackageNotFoundError:
+        declared = []
+    wanted = re.sub(r"[-_.]+", "-", package).lower()
+    for line in declared:
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if ";" not in line and name and re.sub(r"[-_.]+", "-", name.group(1)).lower() == wanted:
+            return line.strip()
+    return package
+
+
+def _require(
+    module: str,
+    *,
+    package: str,
+    extra: str | None = None,
+    why: str = "training",
+    drop: str | None = None,
+) -> None:
+    """Raise ``MissingDependencyError`` with the fix unless ``module`` is installed; imports nothing.
+
+    Args:
+        module: the import name (``liger_kernel``).
+        package: the distribution that provides it (``liger-kernel``).
+        extra: the trl-sft-kit extra that installs it, for an optional package.
+        why: what needs it, to start the message (``"quantize()"``).
+        drop: the setting that asked for an optional package, named as the other way out.
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a module left without a spec
+        found = False
+    if found:
+        return
+    if extra is not None:
+        fix = f"Install it with pip install 'trl-sft-kit[{extra}]'" + (f", or drop {drop}." if drop else ".")
+    else:
+        fix = (
+            f"Install it with pip install '{_requirement(package)}' (trl-sft-kit depends on it, so "
+            "reinstalling trl-sft-kit brings it back too)."
+        )
+    raise MissingDependencyError(
+        f"{why} needs the {package!r} package, which is not installed. {fix}", package=package, extra=extra
+    )
+
+
+def _import_backend(recipe: SFTRecipe | None = None) -> None:
+    """Check that training can start, before any tokenizer, data or model is loaded.
+
+    First, without importing anything, that every package training needs is installed, and the optional
+    ones the recipe asks for (bitsandbytes for ``quantize()``, liger-kernel and kernels for ``liger()``);
+    then that the required ones import, in dependency order, so that a broken install is named with its
+    fix instead of surfacing as a traceback from deep inside TRL; last, that ``liger()`` has a CUDA GPU.
+
+    Raises:
+        MissingDependencyError: a package is not installed; the message names what to install (and, for an
+            optional one, the setting to drop instead).
+        BackendError: a package is installed but fails to import; the message says how to reinstall it.
+        RecipeError: ``liger()`` on a machine without a CUDA GPU.
+    """
+    needed = (  # (import name, distribution, attributes that lazy modules only import on first use)
+        ("torch", "torch", ()),
+        ("transformers", "transformers", ("AutoModelForCausalLM", "AutoTokenizer")),
+        ("accelerate", "accelerate", ()),
+        ("peft", "peft", ("LoraConfig",)),
+        ("datasets", "datasets", ("Dataset",)),
+        ("trl", "trl", ("SFTConfig", "SFTTrainer")),
+    )
+    for module, package, _ in needed:
+        _require(module, package=package)
+    if recipe is not None and recipe.quantization_spec is not None:
+        _require(
+            "bitsandbytes",
+            package="bitsandbytes",
+            extra="quantization",
+            why="quantize()",
+            drop=".quantize() from the recipe (use_4bit / use_8bit: false in a flat config)",
+        )
+    if recipe is not None and recipe.liger_enabled:
+        for module, package in (("liger_kernel", "liger-kernel"), ("kernels", "kernels")):
+            _require(
+                module,
+                package=package,
+                extra="liger",
+                why="liger()",
+                drop=".liger() from the recipe (use_liger_kernel: false in a flat config)",
+            )
+    for module, package, attributes in needed:
+        try:
+            imported = importlib.import_module(module)
+            for attribute in attributes:
+                getattr(imported, attribute)
+        except Exception as exc:
+            from importlib import metadata
+
+            try:
+                installed = f" (installed: {package} {metadata.version(package)})"
+            except Exception:
+                installed = ""
+            raise BackendError(
+                f"{package} is installed{installed} but fails to import: {type(exc).__name__}: {exc}. "
+                f"Reinstall it with pip install --force-reinstall '{_requirement(package)}'."
+            ) from exc
+    if recipe is not None and recipe.liger_enabled:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RecipeError(
+                "liger() needs a CUDA GPU: Liger's Triton kernels do not run on this machine's CPU. Drop "
+                ".liger() from the recipe (use_liger_kernel: false in a flat config), or train on a GPU "
+                "machine."
+            )
 
 
 def compile_recipe(recipe: SFTRecipe) -> Compiled:
     """Validate the recipe and build the ``SFTConfig`` and ``SFTTrainer`` it describes.
 
     Raises:
-        RecipeError: the recipe is inconsistent, or inconsistent with its data.
+        RecipeError: the recipe is inconsistent, or inconsistent with its data, or liger() has no CUDA GPU.
         DatasetError: the data cannot be read or converted (see ``trl_sft_kit.errors``).
-        MissingDependencyError: an optional package the recipe needs is missing.
-        BackendError: the model or tokenizer cannot be loaded, or TRL refuses the configuration.
+        MissingDependencyError: a package training needs, or an optional one the recipe asks for, is not
+            installed (found before anything loads).
+        BackendError: a package fails to import, the model or tokenizer cannot be loaded, or TRL refuses
+            the configuration.
     """
     recipe.validate()
-    if recipe.quantization_spec is not None:
-        _require("bitsandbytes", package="bitsandbytes", extra="quantization", why="quantize()")
-    if recipe.liger_enabled:
-        _require("kernels", package="kernels", extra="liger", why="liger()")
-    _import_backend()
+    _import_backend(recipe)  # packages installed and importable, a GPU for liger(): before anything loads
     import torch
 
-    if recipe.liger_enabled and not torch.cuda.is_available():
-        raise RecipeError(
-            "liger() needs a CUDA GPU: Liger's Triton kernels do not run on this machine's CPU. "
-            "Drop .liger() here, or train on a GPU machine."
-        )
     model_spec, model_origin = resolve_model(recipe)
     tokenizer = _load_tokenizer(model_spec, model_origin)
     added_tokens = _apply_tokens(tokenizer, recipe)

@@ -200,7 +200,10 @@ def sftconfig_fields() -> dict[str, str]:
     trl = sys.modules.get("trl")
     if trl is None:
         return dict(_SNAPSHOT)
-    config_cls = getattr(trl, "SFTConfig", None)
+    try:
+        config_cls = getattr(trl, "SFTConfig", None)
+    except Exception:  # a broken TRL install; compile() reports it with its fix
+        return dict(_SNAPSHOT)
     if config_cls is None or not dataclasses.is_dataclass(config_cls):
         return dict(_SNAPSHOT)
     fields: dict[str, str] = {}
