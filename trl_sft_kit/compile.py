@@ -8,18 +8,18 @@ Nothing the caller passed in is mutated, except a loaded model, which is trained
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from trl_sft_kit.data.report import DatasetReport
-from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError, SFTKitError
+from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError
 from trl_sft_kit.specs import ModelSpec, thaw
+from trl_sft_kit.tokenizer import MODEL_ENV, apply_tokens, load_failure_message, load_tokenizer
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from trl import SFTConfig, SFTTrainer
 
     from trl_sft_kit.data.tokenize import TokenizationReport
-    from trl_sft_kit.packing import Overflow, PackingReport
+    from trl_sft_kit.packing import PackingReport
     from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.result import TrainResult
 
@@ -41,11 +41,8 @@ __all__ = [
     "resolve_model",
 ]
 
-MODEL_ENV = "TRL_SFT_KIT_MODEL"
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_OUTPUT_DIR = "outputs/trl_sft"
-SFTCONFIG_MAX_LENGTH = 1024
-"""SFTConfig's default ``max_length``, used when the recipe does not set one."""
 
 
 @attrs.frozen
@@ -309,14 +306,11 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     import torch
 
     model_spec, model_origin = resolve_model(recipe)
-    tokenizer = _load_tokenizer(model_spec, model_origin)
-    added_tokens = _apply_tokens(tokenizer, recipe)
-    assert recipe.dataset_spec is not None  # validate() ensures it
-    from trl_sft_kit.data.prepare import prepare_dataset
+    tokenizer = load_tokenizer(model_spec, model_origin)
+    added_tokens = apply_tokens(tokenizer, recipe)
+    from trl_sft_kit.data.pipeline import prepare_training_data
 
-    dataset, report = prepare_dataset(recipe.dataset_spec, chat=tokenizer.chat_template is not None)
-    _check_data(recipe, report, tokenizer)
-    train_dataset, tokenization, packing = _tokenize_and_pack(recipe, dataset, report, tokenizer)
+    data = prepare_training_data(recipe, tokenizer)
 
     bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     accelerator = bool(
@@ -324,60 +318,22 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
         or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     )
     kwargs = config_kwargs(recipe, bf16_capable=bf16_capable, accelerator=accelerator)
-    end_of_turn = _template_eos(recipe, report, tokenizer)
-    if end_of_turn is not None:
-        kwargs["eos_token"] = end_of_turn
+    if data.eos_token is not None:
+        kwargs["eos_token"] = data.eos_token
     config = _build_config(kwargs)
     model = _load_model(model_spec, model_origin, recipe, config)
     if added_tokens:
         model.resize_token_embeddings(len(tokenizer))
-    trainer = _build_trainer(recipe, model, tokenizer, train_dataset, config, added_tokens)
+    trainer = _build_trainer(recipe, model, tokenizer, data.dataset, config, added_tokens)
     return Compiled(
         recipe=recipe,
         config=config,
         trainer=trainer,
-        report=report,
+        report=data.report,
         model_name=model_spec.name,
-        tokenization=tokenization,
-        packing=packing,
+        tokenization=data.tokenization,
+        packing=data.packing,
     )
-
-
-def _max_length(recipe: SFTRecipe) -> int | None:
-    from trl_sft_kit.sft_fields import sftconfig_fields  # noqa: F401 - keeps the default next to SFTConfig's
-
-    value = recipe.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
-    return None if value is None else int(value)
-
-
-def _tokenize_and_pack(
-    recipe: SFTRecipe, dataset: Dataset, report: DatasetReport, tokenizer: PreTrainedTokenizerBase
-) -> tuple[Dataset, TokenizationReport, PackingReport | None]:
-    from trl_sft_kit.data.tokenize import effective_loss, tokenize_dataset
-    from trl_sft_kit.packing import get_packer, pack
-
-    assert recipe.dataset_spec is not None
-    conversational = report.canonical != "prompt_completion" or isinstance(dataset[0]["prompt"], list)
-    loss = effective_loss(recipe.loss_spec.mode, report.canonical, conversational=conversational)
-    max_length = _max_length(recipe)
-    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
-    tokenized, tokenization = tokenize_dataset(
-        dataset,
-        tokenizer,
-        canonical=report.canonical,
-        loss=loss,
-        turns=recipe.loss_spec.turns,
-        max_length=max_length,
-        truncate=packer is None,
-        on_bad_rows=recipe.dataset_spec.on_bad_rows,
-        row_label=lambda index: f"{report.source}, converted row {index}",
-    )
-    if packer is None or recipe.packing_spec is None:
-        return tokenized, tokenization, None
-    assert max_length is not None  # validate() refuses packing without max_length
-    overflow = cast("Overflow | None", recipe.packing_spec.overflow)
-    packed, packing = pack(tokenized, packer, max_length=max_length, overflow=overflow)
-    return packed, tokenization, packing
 
 
 def _build_config(kwargs: dict[str, Any]) -> SFTConfig:
@@ -391,192 +347,6 @@ def _build_config(kwargs: dict[str, Any]) -> SFTConfig:
             return SFTConfig(**kwargs)
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"TRL refused the training settings: {exc}") from exc
-
-
-# ------------------------------------------------------------------------------------------ tokenizer
-
-
-def _load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
-    from transformers import AutoTokenizer, PreTrainedTokenizerBase
-
-    source = spec.tokenizer if spec.tokenizer is not None else spec.source
-    if isinstance(source, PreTrainedTokenizerBase):
-        return copy.deepcopy(source)
-    if not isinstance(source, str):
-        raise RecipeError(
-            "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) "
-            "(a loaded tokenizer or a "
-            "path)."
-        )
-    try:
-        return AutoTokenizer.from_pretrained(
-            source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-        )
-    except Exception as exc:
-        raise BackendError(_load_failure("tokenizer", source, origin, exc)) from exc
-
-
-def _load_failure(what: str, source: str, origin: str, exc: Exception) -> str:
-    hint = f"Pass a local folder or a hub id with .model(...), or set ${MODEL_ENV}" + (
-        " (no model was chosen, so the default was tried)" if origin == "the default" else ""
-    )
-    return (
-        f"could not load the {what} of {source!r} (taken from {origin}): {type(exc).__name__}: {exc}. "
-        f"If it is a hub id, this machine must be online or have it cached. {hint}."
-    )
-
-
-_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
-
-
-def read_chat_template(name_or_path: str) -> str:
-    """The text of a chat template given as a bundled TRL name, a ``.jinja`` file, or a tokenizer path.
-
-    Raises:
-        RecipeError: none of the three.
-    """
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    bundled = _bundled_template_dir() / f"{name_or_path}.jinja"
-    if bundled.is_file():
-        return bundled.read_text(encoding="utf-8")
-    if path.is_dir() or "/" in name_or_path:
-        from transformers import AutoTokenizer
-
-        try:
-            template = AutoTokenizer.from_pretrained(name_or_path).chat_template
-        except Exception as exc:
-            raise RecipeError(
-                f"chat template {name_or_path!r} is neither a file, a template bundled with TRL, "
-                "nor a loadable "
-                f"tokenizer ({type(exc).__name__}: {exc})."
-            ) from exc
-        if not template:
-            raise RecipeError(f"the tokenizer at {name_or_path!r} has no chat template to take.")
-        return str(template)
-    names = ", ".join(bundled_template_names())
-    raise RecipeError(
-        f"chat template {name_or_path!r} is neither a file, a tokenizer folder, nor a template bundled with "
-        f"TRL ({names})."
-    )
-
-
-def _bundled_template_dir() -> Path:
-    spec = importlib.util.find_spec("trl")
-    if spec is None or not spec.submodule_search_locations:
-        return Path("/nonexistent")
-    return Path(next(iter(spec.submodule_search_locations))) / "chat_templates"
-
-
-def bundled_template_names() -> tuple[str, ...]:
-    """Names of the chat templates shipped inside the installed TRL (found without importing it)."""
-    return tuple(sorted(p.stem for p in _bundled_template_dir().glob("*.jinja")))
-
-
-def _apply_tokens(tokenizer: PreTrainedTokenizerBase, recipe: SFTRecipe) -> list[int]:
-    """Set the chat template, pad and eos tokens on the (copied) tokenizer; return ids of tokens added."""
-    spec = recipe.tokens_spec
-    added: list[int] = []
-    if spec.chat_template is not None:
-        template = read_chat_template(spec.chat_template)
-        tokenizer.chat_template = template
-        vocab = tokenizer.get_vocab()
-        missing = sorted({token for token in _SPECIAL_TOKEN.findall(template) if token not in vocab})
-        if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing})
-            added = [tokenizer.get_vocab()[token] for token in missing]
-    vocab = tokenizer.get_vocab()
-    for role, token in (("eos", spec.eos), ("pad", spec.pad)):
-        if token is not None and token not in vocab:
-            raise RecipeError(
-                f"the {role} token {token!r} is not in the tokenizer's vocabulary; choose one of its tokens "
-                f"(e.g. {tokenizer.eos_token!r}) or a chat template that defines it."
-            )
-    if spec.pad is not None:
-        tokenizer.pad_token = spec.pad
-    if spec.chat_template is not None:
-        _probe_template(tokenizer, spec.chat_template)
-    return added
-
-
-_PROBE = [
-    {"role": "system", "content": "You are helpful."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello"},
-]
-
-
-def _probe_template(tokenizer: PreTrainedTokenizerBase, name: str) -> None:
-    """Render a short conversation so a template that cannot work fails here, with its name."""
-    try:
-        tokenizer.apply_chat_template(_PROBE, tokenize=False)
-    except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-        hint = ""
-        if "bos_token" in str(exc) or "eos_token" in str(exc):
-            hint = (
-                " The template uses a token this tokenizer does not define; "
-                "pick a template made for this model."
-            )
-        raise RecipeError(
-            f"chat template {name!r} cannot render a conversation with this tokenizer ({detail}).{hint}"
-        ) from exc
-
-
-def _template_eos(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """The chat template's end-of-turn token, when chat data is trained and the tokenizer's eos differs.
-
-    A conversation is trained to stop on the token that ends each assistant turn (``<|im_end|>``,
-    ``<|eot_id|>``, ``<end_of_turn>``); that token must also be the tokenizer's and the model's eos, or
-    generation runs past the end of the turn. ``.tokens(eos=...)`` overrides this.
-    """
-    if recipe.tokens_spec.eos is not None or report.canonical == "text" or not tokenizer.chat_template:
-        return None
-    from trl_sft_kit.data.masks import tokenize_conversation
-
-    # Two turns: the first one's end is the template's end of turn, free of anything a template appends
-    # after the last message (phi3 writes the eos token there).
-    probe = [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello"},
-        {"role": "user", "content": "Bye"},
-        {"role": "assistant", "content": "Goodbye"},
-    ]
-    try:
-        masked = tokenize_conversation(tokenizer, probe, require_end_of_turn=False)
-    except SFTKitError:
-        return None
-    controls = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
-    first_turn = [span for span in masked.spans if span.message_index == 1]
-    for span in first_turn:
-        for token_id in reversed(masked.input_ids[span.start : span.end]):
-            if token_id in controls:
-                token = str(tokenizer.convert_ids_to_tokens(token_id))
-                return None if token == tokenizer.eos_token else token
-    return None
-
-
-def _check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> None:
-    problems = []
-    mode = recipe.loss_spec.mode
-    if mode == "completion_only" and report.canonical == "text":
-        problems.append(
-            f"loss 'completion_only' needs prompt-completion data, but {report.source} is plain text "
-            f"({report.format!r}); use loss('all') or give prompt/completion rows."
-        )
-    if mode == "assistant_only" and report.canonical == "text":
-        problems.append(
-            f"loss 'assistant_only' needs conversational data, but {report.source} is plain text "
-            f"({report.format!r}); use loss('all'), or give chat 'messages' rows."
-        )
-    if report.canonical == "messages" and not tokenizer.chat_template:
-        problems.append(
-            f"{report.source} is chat data but the tokenizer has no chat template; choose one with "
-            ".chat_template(<name>) (e.g. 'qwen2_5', 'llama3_2'), a .jinja file, or a tokenizer path."
-        )
-    if problems:
-        raise RecipeError(" ".join(problems), problems=tuple(problems))
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -629,7 +399,7 @@ def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConf
             spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **kwargs
         )
     except Exception as exc:
-        raise BackendError(_load_failure("model", spec.source, origin, exc)) from exc
+        raise BackendError(load_failure_message("model", spec.source, origin, exc)) from exc
 
 
 def _lora_config(recipe: SFTRecipe, added_tokens: list[int]) -> Any:
