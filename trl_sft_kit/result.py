@@ -87,7 +87,7 @@ class TrainResult:
                 chat template.
             BackendError: the model cannot be loaded from ``output_dir``, or generation fails.
 
-        Example::
+        Examples:
 
             result.generate([{"role": "user", "content": "What colour is the sky?"}], max_new_tokens=16)
             ['The sky is blue.']
@@ -117,7 +117,7 @@ class TrainResult:
             RecipeError: ``path`` is the run's folder or holds an adapter, or ``dtype`` is unknown.
             BackendError: the base model or the adapter cannot be loaded, merged or saved.
 
-        Example::
+        Examples:
 
             merged = result.merge("outputs/sft-merged", dtype="bfloat16")
             AutoModelForCausalLM.from_pretrained(merged)
@@ -165,7 +165,7 @@ def load_result(output_dir: str | os.PathLike[str]) -> TrainResult:
     Raises:
         RecipeError: ``output_dir`` is not a folder that ``train()`` wrote.
 
-    Example::
+    Examples:
 
         result = load_result("outputs/sft")
         result.generate("Once upon a time")

@@ -1,19 +1,21 @@
 """The older SFT pipeline stage's API, on top of ``SFTRecipe``: ``TRLSFTConfig`` and ``TRLSFTStage``.
 
 Pipelines written for the earlier ``TRLSFTStage`` switch to the kit by changing the import; its flat
-configuration keys and its ``execute(model, tokenizer)`` stay the same::
+configuration keys and its ``execute(model, tokenizer)`` stay the same:
 
-    from trl_sft_kit.stage import TRLSFTConfig, TRLSFTStage
+```python
+from trl_sft_kit.stage import TRLSFTConfig, TRLSFTStage
 
-    config = TRLSFTConfig(
-        stage_name="trl_sft",
-        output_dir="./outputs/trl_sft",
-        dataset_name_or_path="chats.jsonl",
-        packing=True,
-        neftune_noise_alpha=5.0,
-    )
-    result = TRLSFTStage(config).execute(model, tokenizer)
-    dpo_stage.execute(result.model, result.tokenizer)  # the next stage trains what this one trained
+config = TRLSFTConfig(
+    stage_name="trl_sft",
+    output_dir="./outputs/trl_sft",
+    dataset_name_or_path="chats.jsonl",
+    packing=True,
+    neftune_noise_alpha=5.0,
+)
+result = TRLSFTStage(config).execute(model, tokenizer)
+dpo_stage.execute(result.model, result.tokenizer)  # the next stage trains what this one trained
+```
 
 ``TRLSFTConfig.to_recipe()`` builds the ``SFTRecipe`` through ``trl_sft_kit.config.recipe_from_dict``, the
 mapping that also reads flat stage configs from YAML, so the stage and the kit read every key alike, and

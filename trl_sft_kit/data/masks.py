@@ -21,7 +21,7 @@ templates it knows. This module finds the assistant turns of ANY chat template b
 
 Every trained turn must end on a control token, or the model never learns to stop; a template that
 writes that token in the NEXT message's block (GLM-4) is refused with a
-:class:`~trl_sft_kit.errors.DatasetError` unless ``require_end_of_turn=False``.
+``DatasetError`` unless ``require_end_of_turn=False``.
 
 Example:
     >>> from trl_sft_kit.testing import tiny_tokenizer
@@ -68,7 +68,7 @@ IGNORE_INDEX = -100
 #: Keys of a message that only steer the loss; removed before rendering.
 LOSS_KEYS = ("train", "weight")
 
-#: Chat templates bundled with TRL that need images (left out of :func:`text_only_templates`).
+#: Chat templates bundled with TRL that need images (left out of ``text_only_templates``).
 VISION_TEMPLATES = frozenset(
     {"idefics3", "lfm2_2_5_vl", "llava_next", "qwen2_5_vl", "qwen3_vl", "smolvlm"},
 )
@@ -95,7 +95,7 @@ class MaskedTokens:
 
     Attributes:
         input_ids: The token ids, as ``apply_chat_template(tokenize=True)`` (or the tokenizer) gives them.
-        labels: ``input_ids`` where trained, :data:`IGNORE_INDEX` elsewhere.
+        labels: ``input_ids`` where trained, ``IGNORE_INDEX`` elsewhere.
         spans: The trained spans, in order.
         end_of_turn_trained: Whether every trained turn ends on an end-of-turn token (a control token).
         text: The text that was tokenized.
@@ -153,7 +153,7 @@ def tokenize_conversation(
             the result says so in ``end_of_turn_trained`` instead.
 
     Returns:
-        The :class:`MaskedTokens` of the conversation.
+        The ``MaskedTokens`` of the conversation.
 
     Raises:
         RowError: If the template cannot render the conversation, or a turn cannot be found in it.
@@ -200,7 +200,7 @@ def tokenize_prompt_completion(
     Strings: like TRL, the eos token is appended to the completion unless it already ends with it, and
     the completion starts at the first token where ``prompt`` and ``prompt + completion`` tokenize
     differently. Message lists: the conversation ``prompt + completion`` is rendered once and the
-    assistant turns of the completion are trained as in :func:`tokenize_conversation` (from the end of
+    assistant turns of the completion are trained as in ``tokenize_conversation`` (from the end of
     the generation prompt through the end-of-turn token); tool messages inside the completion are not.
 
     Args:
@@ -210,15 +210,15 @@ def tokenize_prompt_completion(
         tools: Tool schemas passed to the template (conversational rows).
         chat_template: A Jinja template to use instead of the tokenizer's.
         template_kwargs: Extra template variables.
-        require_end_of_turn: See :func:`tokenize_conversation`.
+        require_end_of_turn: See ``tokenize_conversation``.
 
     Returns:
-        The :class:`MaskedTokens` of the row.
+        The ``MaskedTokens`` of the row.
 
     Raises:
         RowError: If ``prompt`` and ``completion`` are not both strings or both message lists, or the
             completion has no assistant message.
-        DatasetError: See :func:`tokenize_conversation`.
+        DatasetError: See ``tokenize_conversation``.
 
     Example:
         >>> from trl_sft_kit.testing import tiny_tokenizer
@@ -264,7 +264,7 @@ def tokenize_text(tokenizer: PreTrainedTokenizerBase, text: str) -> MaskedTokens
         text: The text.
 
     Returns:
-        The :class:`MaskedTokens` of the row, with ``labels == input_ids``.
+        The ``MaskedTokens`` of the row, with ``labels == input_ids``.
 
     Example:
         >>> from trl_sft_kit.testing import tiny_tokenizer
@@ -300,7 +300,7 @@ def text_only_templates() -> tuple[str, ...]:
     """Names of the chat templates bundled with TRL that work on text alone.
 
     The stems of ``trl/chat_templates/*.jinja`` minus the ``*_training`` twins and the vision templates
-    (:data:`VISION_TEMPLATES`, and any name that looks like one: ``*_vl*``, ``*vlm*``, ``idefics*``,
+    (``VISION_TEMPLATES``, and any name that looks like one: ``*_vl*``, ``*vlm*``, ``idefics*``,
     ``llava*``).
 
     Returns:

@@ -39,6 +39,16 @@ class DatasetReport:
 
     ``detection`` says which format, why, and on how many sampled rows; ``skipped`` lists every row left
     out, so ``rows_read == rows_kept + len(skipped)``; ``notes`` holds anything else worth knowing.
+
+    Attributes:
+        source: the file, folder, hub id or in-memory source the rows came from.
+        format: the detected (or forced) format name.
+        canonical: what the rows became: ``messages``, ``prompt_completion`` or ``text``.
+        detection: why that format, on how many sampled rows, and the runners-up.
+        rows_read: rows read from the source.
+        rows_kept: rows converted and kept.
+        skipped: every row left out, with where, field and reason.
+        notes: anything else worth knowing about the data.
     """
 
     source: str

@@ -52,8 +52,9 @@ class Detection:
     def describe(self) -> str:
         """A readable sentence or two: which format, why, on how many sampled rows, and the runners-up.
 
-        >>> Detection("alpaca", "prompt_completion", "has 'instruction' and 'output' fields", 3, 3).describe()
-        "format 'alpaca' (detected on 3 of 3 rows): has 'instruction' and 'output' fields."
+        Examples:
+            >>> Detection("alpaca", "prompt_completion", "has 'instruction' and 'output' fields", 3, 3).describe()
+            "format 'alpaca' (detected on 3 of 3 rows): has 'instruction' and 'output' fields."
         """
         if self.forced:
             return f"format {self.format!r} (chosen by the recipe): {self.reason}"

@@ -75,8 +75,9 @@ class PackingReport:
     def summary(self) -> str:
         """One line for logs.
 
-        >>> PackingReport("ffd", False, max_length=8, sequences=3, rows=2, tokens=12).summary()
-        'ffd: 3 sequences -> 2 rows of 8 tokens (lower bound 2, +0 = +0.000%), fill 75.00%'
+        Examples:
+            >>> PackingReport("ffd", False, max_length=8, sequences=3, rows=2, tokens=12).summary()
+            'ffd: 3 sequences -> 2 rows of 8 tokens (lower bound 2, +0 = +0.000%), fill 75.00%'
         """
         parts = [
             f"{self.strategy}: {self.sequences:,} sequences -> {self.rows:,} rows of {self.max_length:,} "

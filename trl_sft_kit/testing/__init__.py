@@ -46,7 +46,7 @@ __all__ = [
 # Sample data
 # --------------------------------------------------------------------------------------
 
-#: Dataset formats understood by :func:`sample_rows` / :func:`write_sample_dataset`.
+#: Dataset formats understood by ``sample_rows`` / ``write_sample_dataset``.
 FORMATS: tuple[str, ...] = (
     "messages",
     "sharegpt",
@@ -192,11 +192,11 @@ def _qa_stream(n: int, rng: random.Random) -> Iterator[tuple[str, str]]:
 def sample_rows(format: str, n: int = 32, *, seed: int = 0) -> list[dict[str, Any]]:
     """Build deterministic, learnable sample rows in one of the supported dataset formats.
 
-    Rows are drawn from :data:`QA_PAIRS` (short everyday-fact Q/A pairs). Chat formats
+    Rows are drawn from ``QA_PAIRS`` (short everyday-fact Q/A pairs). Chat formats
     vary the shape: some rows carry a system message and some have a second turn.
 
     Args:
-        format: One of :data:`FORMATS` (``"messages"``, ``"sharegpt"``, ``"alpaca"``,
+        format: One of ``FORMATS`` (``"messages"``, ``"sharegpt"``, ``"alpaca"``,
             ``"instruction_response"``, ``"prompt_completion"``, ``"text"``).
         n: Number of rows to produce.
         seed: Seed of the (local) random generator; same seed gives the same rows.
@@ -254,16 +254,16 @@ def sample_rows(format: str, n: int = 32, *, seed: int = 0) -> list[dict[str, An
 
 
 def write_sample_dataset(path: str | os.PathLike[str], format: str, n: int = 32, *, seed: int = 0) -> Path:
-    """Write :func:`sample_rows` to a JSON Lines file (UTF-8, one object per line).
+    """Write ``sample_rows`` to a JSON Lines file (UTF-8, one object per line).
 
     Args:
         path: Destination file; parent directories are created.
-        format: One of :data:`FORMATS`.
+        format: One of ``FORMATS``.
         n: Number of rows.
-        seed: Seed passed to :func:`sample_rows`.
+        seed: Seed passed to ``sample_rows``.
 
     Returns:
-        The path written, as a :class:`pathlib.Path`.
+        The path written, as a ``Path``.
 
     Raises:
         ValueError: If ``format`` is unknown.
@@ -598,12 +598,12 @@ def save_tiny_model(
 
     Args:
         path: Destination folder (created if missing).
-        chat_template: Passed to :func:`tiny_tokenizer`.
-        **model_kwargs: Passed to :func:`tiny_model` (``hidden_size``, ``num_layers``,
+        chat_template: Passed to ``tiny_tokenizer``.
+        **model_kwargs: Passed to ``tiny_model`` (``hidden_size``, ``num_layers``,
             ``num_heads``, ``seed``).
 
     Returns:
-        The folder, as a :class:`pathlib.Path`.
+        The folder, as a ``Path``.
     """
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
