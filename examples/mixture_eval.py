@@ -1,17 +1,14 @@
-"""PENDING (issue 7, mixtures and eval splits): train on a weighted mixture of two datasets, evaluate on a
-held-out split.
+"""Train on a weighted mixture of two datasets and evaluate on a held-out share of each.
 
-The kit cannot do this yet: ``SFTRecipe`` has no way to mix sources or to hold out evaluation data. This
-script is written against the API planned for that work and refuses to run until it exists; its test in
-``tests/test_examples.py`` is skipped until then. Whoever implements issue 7 makes the recipe below match
-the API that lands, and removes the skip.
+Run from the repository root:
 
-Run from the repository root, once issue 7 has landed::
+```bash
+python examples/mixture_eval.py          # the offline tiny model, a few steps
+```
 
-    python examples/mixture_eval.py                               # the offline tiny model, a few steps
-
-The mixture takes 70 % of its rows from the chat sample and 30 % from the instruction sample, and holds out
-10 % of it for evaluation. Outputs go to ``--output-dir`` (default ``outputs/mixture_eval``, or
+The mixture takes 70 % of its rows from the chat sample and 30 % from the instruction sample, each in its
+own detected format, and holds out 10 % of each source for evaluation (before any row is repeated, so no
+eval row leaks into training). Outputs go to ``--output-dir`` (default ``outputs/mixture_eval``, or
 ``$TRL_SFT_KIT_EXAMPLES_DIR/mixture_eval`` when that is set).
 """
 
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,6 @@ from typing import Any
 from trl_sft_kit import SFTRecipe
 
 HERE = Path(__file__).resolve().parent
-PENDING_METHODS = ("mixture", "eval_split")
 
 
 def base_model() -> str:
@@ -52,24 +47,11 @@ def main(argv: Sequence[str] | None = None) -> Any:
     parser.add_argument("--max-steps", type=int, default=3)
     args = parser.parse_args(argv)
 
-    missing = [name for name in PENDING_METHODS if not hasattr(SFTRecipe, name)]
-    if missing:
-        needed = ", ".join(f"SFTRecipe.{name}()" for name in missing)
-        sys.exit(
-            f"examples/mixture_eval.py needs {needed}, which issue 7 (mixtures and eval splits) adds; this "
-            "version of trl_sft_kit does not have it yet."
-        )
-
     recipe: Any = (
         SFTRecipe()
         .model(base_model())
-        .mixture(  # planned API: sources and their share of the training rows
-            {
-                HERE / "data" / "chat_sample_data.jsonl": 0.7,
-                HERE / "data" / "instruction_sample_data.jsonl": 0.3,
-            }
-        )
-        .eval_split(0.1)  # planned API: hold out 10 % of the mixture for evaluation
+        .dataset(HERE / "data" / "chat_sample_data.jsonl", weight=0.7, eval=0.1)
+        .mix(HERE / "data" / "instruction_sample_data.jsonl", weight=0.3, eval=0.1)
         .lora(r=8)
         .training(
             output_dir=str(args.output_dir),

@@ -104,7 +104,6 @@ def test_qlora_trains_in_4_bits_and_merges_into_a_plain_model(
     assert "quantization_config" not in config
 
 
-@pytest.mark.skip(reason="needs issue 7: mixtures and eval splits")
 @pytest.mark.slow
 def test_mixture_eval(
     outputs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -113,16 +112,6 @@ def test_mixture_eval(
     printed = capsys.readouterr().out
     assert "eval loss:" in printed and "eval loss: None" not in printed
     assert (outputs / "mixture_eval" / "adapter_config.json").is_file()
-
-
-def test_mixture_eval_says_what_it_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until issue 7 lands, the script refuses to run with a sentence, not an AttributeError."""
-    from trl_sft_kit import SFTRecipe
-
-    if hasattr(SFTRecipe, "mixture") and hasattr(SFTRecipe, "eval_split"):
-        pytest.skip("issue 7 has landed: unskip test_mixture_eval instead")
-    with pytest.raises(SystemExit, match="issue 7"):
-        run_script("mixture_eval.py", monkeypatch=monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------ notebook

@@ -17,12 +17,15 @@ from trl_sft_kit.errors import (
     DatasetFormatError,
     DataSourceError,
     MissingDependencyError,
+    OutputExistsError,
     PluginError,
     RecipeError,
+    ResumeError,
     RowError,
     SFTKitError,
 )
 from trl_sft_kit.formats import FormatDetector, FormatMatch, FormatOptions, available_formats, register_format
+from trl_sft_kit.inspection import InspectReport
 from trl_sft_kit.packing import Packer, available_packers, register_packer
 from trl_sft_kit.recipe import SFTRecipe
 from trl_sft_kit.result import TrainResult, load_result
@@ -49,16 +52,19 @@ __all__ = [
     "FormatDetector",
     "FormatMatch",
     "FormatOptions",
+    "InspectReport",
     "LoraSpec",
     "LossSpec",
     "MissingDependencyError",
     "ModelSpec",
     "NeftuneSpec",
+    "OutputExistsError",
     "Packer",
     "PackingSpec",
     "PluginError",
     "QuantizationSpec",
     "RecipeError",
+    "ResumeError",
     "RowError",
     "SFTKitError",
     "SFTRecipe",

@@ -1,9 +1,10 @@
 """The files every output folder gets: a model card (``README.md``), ``recipe.yaml`` and ``run.json``.
 
 ``run.json`` is the record of the run as plain data: the base model, metrics, losses, steps, what the data
-became (format, row counts, tokens carrying loss, packing), the adapter and quantization settings and the
-library versions. The model card is rendered from that record alone (``render_card``), so a merged copy of
-the model gets its card from the same data. ``load_result`` reads the record back.
+became (format, row counts, tokens carrying loss, packing), the data fingerprint (``data_fingerprint``: a
+SHA-256 of the tokens and labels trained on and of the source files), the adapter and quantization settings
+and the library versions. The model card is rendered from that record alone (``render_card``), so a merged
+copy of the model gets its card from the same data. ``load_result`` reads the record back.
 
 Nothing here imports torch, transformers, TRL or datasets.
 """
@@ -93,9 +94,18 @@ def library_versions() -> dict[str, str]:
 
 
 def run_info(
-    compiled: Compiled, result: TrainResult, *, recipe_file: str | None, recipe_note: str
+    compiled: Compiled,
+    result: TrainResult,
+    *,
+    recipe_file: str | None,
+    recipe_note: str,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The record of a finished run as plain data (what ``run.json`` holds and the card is made from)."""
+    """The record of a finished run as plain data (what ``run.json`` holds and the card is made from).
+
+    ``fingerprint`` is the data fingerprint (``trl_sft_kit.runs.data_fingerprint``): a SHA-256 of the
+    tokens and labels trained on, and of the source files.
+    """
     recipe = compiled.recipe
     model = recipe.model_spec
     tokenizer = result.tokenizer
@@ -135,6 +145,7 @@ def run_info(
             "skipped_by_field": report.skipped_by_field(),
             "notes": list(report.notes),
         },
+        "data_fingerprint": _plain(dict(fingerprint)) if fingerprint is not None else None,
         "tokenization": {
             key: _plain(value)
             for key, value in spec_to_dict(compiled.tokenization).items()
@@ -173,13 +184,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def write_run_files(compiled: Compiled, result: TrainResult) -> None:
+def write_run_files(
+    compiled: Compiled, result: TrainResult, *, fingerprint: Mapping[str, Any] | None = None
+) -> None:
     """Write ``recipe.yaml`` (when the recipe can be written), ``run.json`` and the model card ``README.md``.
 
     Called at the end of ``Compiled.train()``; the card replaces the template card peft writes.
+    ``fingerprint`` is the data fingerprint, kept in ``run.json``.
     """
     try:
-        _write_run_files(compiled, result)
+        _write_run_files(compiled, result, fingerprint)
     except OSError as exc:  # the model is saved already: a card that cannot be written must not lose the run
         warnings.warn(
             f"the model card and run files could not be written to {str(result.output_dir)!r}: {exc}",
@@ -188,7 +202,7 @@ def write_run_files(compiled: Compiled, result: TrainResult) -> None:
         )
 
 
-def _write_run_files(compiled: Compiled, result: TrainResult) -> None:
+def _write_run_files(compiled: Compiled, result: TrainResult, fingerprint: Mapping[str, Any] | None) -> None:
     folder = result.output_dir
     folder.mkdir(parents=True, exist_ok=True)
     recipe_file: str | None = None
@@ -199,7 +213,9 @@ def _write_run_files(compiled: Compiled, result: TrainResult) -> None:
     except SFTKitError as exc:
         recipe_note = str(exc)
         (folder / RECIPE_FILE).unlink(missing_ok=True)  # never leave a stale recipe from an earlier run
-    info = run_info(compiled, result, recipe_file=recipe_file, recipe_note=recipe_note)
+    info = run_info(
+        compiled, result, recipe_file=recipe_file, recipe_note=recipe_note, fingerprint=fingerprint
+    )
     (folder / RUN_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_card(folder, info)
 
@@ -337,6 +353,12 @@ def _data_section(info: Mapping[str, Any]) -> str:
     if by_field:
         lines.append("Skipped rows by field: " + ", ".join(f"`{k}` {v}" for k, v in by_field.items()) + ".")
     lines += [f"Note: {note}" for note in data.get("notes") or ()]
+    fingerprint = info.get("data_fingerprint") or {}
+    if fingerprint.get("sha256"):
+        lines.append(
+            f"Data fingerprint (SHA-256 of the {fingerprint.get('rows')} rows of tokens and labels trained "
+            f"on): `{fingerprint['sha256']}`."
+        )
     return "\n".join(lines)
 
 

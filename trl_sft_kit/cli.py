@@ -1,18 +1,22 @@
 """The ``trl-sft-kit`` command (also ``python -m trl_sft_kit``).
 
-``demo`` fine-tunes an offline tiny model on the sample chat data with LoRA and prints the loss as it
-falls; ``train RECIPE.yaml`` trains any recipe file, including a flat legacy stage config, with
-``--set key=value`` overrides; ``generate OUTPUT_DIR`` prints what a trained model answers. Errors of the
-kit are printed as one clear message with a non-zero exit code, never as a traceback.
+``inspect DATA`` shows what training will see (format, rows with the tokens that carry loss, lengths,
+truncation, packing) loading only the tokenizer; ``train RECIPE.yaml`` trains any recipe file, including a
+flat legacy stage config, with ``--set key=value`` overrides, and ends with a summary; ``demo`` fine-tunes an
+offline tiny model; ``generate OUTPUT_DIR`` prints what a trained model answers.
+
+Errors of the kit are printed as one clear message on stderr with exit code 1, usage errors with exit code
+2, never as a traceback (``--debug`` shows one for an unexpected failure).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,87 @@ EXIT_USAGE = 2
 EXIT_ERROR = 1
 
 
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2, with the command's usage)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
+    from trl_sft_kit.specs import LOSS_MODES
+
     parser = argparse.ArgumentParser(
         prog="trl-sft-kit", description="Supervised fine-tuning on top of TRL, from a recipe."
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected failure instead of one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inspect_ = commands.add_parser(
+        "inspect",
+        help="show what training will see: format, rows with their loss tokens, lengths, packing",
+        description="Prepare the data as training would and report it: the detected format and why, the "
+        "first rows as the chat template renders them with the tokens that carry loss marked, token "
+        "lengths, what --max-length cuts, the fill of packed rows per packing strategy, and skipped rows. "
+        "Loads only the tokenizer, never the model.",
+    )
+    inspect_.add_argument(
+        "data",
+        metavar="DATA",
+        help="a data file or folder (.jsonl, .json, .csv, .parquet, .txt), a hub dataset id, or a recipe "
+        ".yaml (the options below then change the recipe)",
+    )
+    inspect_.add_argument(
+        "--model",
+        metavar="M",
+        default=None,
+        help="the model (folder or hub id) whose tokenizer to use (default: $TRL_SFT_KIT_MODEL, else the "
+        "kit's default model)",
+    )
+    inspect_.add_argument(
+        "--format", metavar="F", default=None, help="the dataset format (default: detect it)"
+    )
+    inspect_.add_argument(
+        "--chat-template",
+        metavar="T",
+        default=None,
+        help="a chat template bundled with TRL (qwen2_5, llama3_2, ...), a .jinja file or a tokenizer",
+    )
+    inspect_.add_argument(
+        "--max-length",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="the longest row in tokens (default: the recipe's, else 1024)",
+    )
+    inspect_.add_argument(
+        "--loss", choices=LOSS_MODES, default=None, help="which tokens carry loss (default: auto)"
+    )
+    inspect_.add_argument(
+        "--rows", metavar="N", type=_count, default=5, help="how many rows to show (default: %(default)s)"
+    )
+    inspect_.add_argument(
+        "--json", action="store_true", help="print the report as JSON on stdout, and nothing else there"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -56,8 +136,34 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a top-level or training key, e.g. --set num_train_epochs=1 (repeatable)",
+        help="override a setting, e.g. --set max_steps=10, --set lora.r=8, --set lora_r=8 in a flat "
+        "config (repeatable; values are read as YAML)",
     )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in the output folder (same data order)",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete what an earlier run left in the output folder and start again",
+    )
+    train.add_argument(
+        "--launch",
+        action="store_true",
+        help="start the recipe's processes: accelerate launch with a matching config (torchrun without GPUs)",
+    )
+    train.add_argument(
+        "--num-processes", type=int, default=None, help="processes on this machine (with --launch)"
+    )
+    train.add_argument("--num-machines", type=int, default=None, help="machines taking part (with --launch)")
+    train.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, 0 on the main one")
+    train.add_argument(
+        "--main-process-ip", default=None, help="the main machine's address (several machines)"
+    )
+    train.add_argument("--main-process-port", type=int, default=None, help="the main machine's port")
+    train.add_argument("--dry-run", action="store_true", help="with --launch: print the command only")
 
     generate = commands.add_parser(
         "generate",
@@ -87,19 +193,92 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    commands = {"inspect": _inspect, "train": _train, "demo": _demo, "generate": _generate}
     try:
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "generate":
-            return _generate(args)
-        return _train(args)
+        return commands[args.command](args)
+    except UsageError as exc:
+        print(f"trl-sft-kit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"(see trl-sft-kit {args.command} --help)", file=sys.stderr)
+        return EXIT_USAGE
     except SFTKitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # train() says where it saved a checkpoint to resume from
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return EXIT_ERROR
+    except OSError as exc:  # a file that cannot be read or written, a full disk
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc}\n(unexpected: rerun with trl-sft-kit --debug "
+            f"{args.command} ... to see the traceback, and report it if it is a bug)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _with_format(recipe: Any, format: str, path: str) -> Any:
+    """The recipe of a file with its one dataset read as ``format``."""
+    import attrs
+
+    from trl_sft_kit.errors import RecipeError
+    from trl_sft_kit.formats import format_names
+
+    specs = recipe.dataset_specs
+    if len(specs) != 1:
+        raise UsageError(
+            f"--format applies to one dataset, but {path} has {len(specs) or 'no'} sources; set each "
+            "source's format in the file instead."
+        )
+    if format != "auto" and format not in format_names():
+        raise RecipeError(
+            f"unknown dataset format {format!r}; choose 'auto' or one of "
+            f"{', '.join(map(repr, format_names()))}."
+        )
+    return attrs.evolve(recipe, dataset_spec=attrs.evolve(specs[0], format=format))
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from trl_sft_kit.recipe import SFTRecipe
+
+    data = str(args.data)
+    if data.lower().endswith((".yaml", ".yml")):
+        recipe = SFTRecipe.from_yaml(Path(data))
+        if args.format is not None:
+            recipe = _with_format(recipe, args.format, data)
+    else:
+        recipe = SFTRecipe().dataset(data, format=args.format or "auto")
+    if args.model is not None:
+        recipe = recipe.model(args.model)
+    if args.chat_template is not None:
+        recipe = recipe.chat_template(args.chat_template)
+    if args.max_length is not None:
+        recipe = recipe.training(max_length=args.max_length)
+    if args.loss is not None:
+        recipe = recipe.loss(args.loss)
+    report = recipe.inspect(rows=args.rows)
+    if args.json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        report.print()
+    sys.stdout.flush()
+    return 0
 
 
 def _demo_data(explicit: str | None) -> Path:
@@ -146,7 +325,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"model: {model}\ndata:  {data}", flush=True)
     compiled = recipe.compile()
     print(compiled.report.summary(), flush=True)
-    result = compiled.train()
+    result = compiled.train(overwrite=True)  # a demo run replaces the last demo run
     print("\nloss by logging step:")
     for step, loss in enumerate(result.losses, 1):
         print(f"  {step * 8:4d}  {loss:.4f}")
@@ -155,52 +334,196 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"loss fell from {first:.4f} to {last:.4f} ({(first - last) / first:.1%})")
     where = result.adapter_path or result.model_path
     print(f"adapter saved to {where}  ({time.perf_counter() - started:.0f} s in all)")
+    _print_run_files(result)
     return 0
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` into the key and the value read as YAML (text that is not YAML stays text)."""
     import yaml
 
     key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise SFTKitError(f"--set takes KEY=VALUE (got {text!r}).")
-    return key.strip(), yaml.safe_load(value) if value.strip() else None
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UsageError(f"--set takes KEY=VALUE, e.g. --set max_steps=10 or --set lora.r=8 (got {text!r}).")
+    if not value.strip():
+        return key, None
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key, value
+
+
+_STAGES = ("trl_sft", "sft")
+_SHORT_SECTIONS = {
+    "model": "source",
+    "dataset": "source",
+    "packing": "strategy",
+    "loss": "mode",
+    "quantization": "mode",
+}
+"""Sections a config may give in short form (``packing: bfd``), and the key that short form sets."""
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """A copy of a recipe config with ``--set`` overrides applied where the config keeps each setting.
+
+    A legacy ``stage_configs: {trl_sft: {...}}`` config is first read as its flat stage (pipeline-level keys
+    filled in, as ``recipe_from_dict`` does). Then a plain key replaces the setting wherever the config
+    already has it (under this name or another name of the same SFTConfig field, at the top or in
+    ``training``); otherwise a section or legacy key goes to the top, an SFTConfig field into the
+    ``training`` section when there is one, and anything else to the top (where an unknown key is reported
+    with the closest known one). A dotted key (``lora.r``, ``training.max_steps``) sets inside a section,
+    expanding a short form (``packing: bfd``) first.
+
+    >>> apply_overrides({"lora": {"r": 16}, "training": {"max_length": 256}},
+    ...                 [("lora.r", 8), ("max_seq_length", 128), ("packing", "bfd")])
+    {'lora': {'r': 8}, 'training': {'max_seq_length': 128}, 'packing': 'bfd'}
+    """
+    config = _flat_stage(copy.deepcopy(dict(data)))
+    for key, value in overrides:
+        for stage in _STAGES:
+            key = key.removeprefix(f"stage_configs.{stage}.")
+        path = key.split(".")
+        if len(path) == 1:
+            _set_setting(config, key, value, into_training=False)
+        elif path[0] == "training" and len(path) == 2:
+            _set_setting(config, path[1], value, into_training=True)
+        else:
+            _set_nested(config, path, value)
+    return config
+
+
+def _flat_stage(data: dict[str, Any]) -> dict[str, Any]:
+    stages = data.get("stage_configs")
+    if not isinstance(stages, Mapping):
+        return data
+    for name in _STAGES:
+        if isinstance(stages.get(name), Mapping):
+            inner = dict(stages[name])
+            for key, value in data.items():
+                if key not in ("stages", "stage_configs"):
+                    inner.setdefault(key, value)
+            return inner
+    return data  # recipe_from_dict names what is wrong with it
+
+
+def _synonyms(key: str) -> set[str]:
+    from trl_sft_kit.sft_fields import FIELD_ALIASES
+
+    field = FIELD_ALIASES.get(key, key)
+    return {key, field, *(alias for alias, target in FIELD_ALIASES.items() if target == field)}
+
+
+def _set_setting(config: dict[str, Any], key: str, value: Any, *, into_training: bool) -> None:
+    from trl_sft_kit.config import LEGACY_KEYS, SECTIONS
+    from trl_sft_kit.sft_fields import FIELD_ALIASES, sftconfig_fields
+
+    names = _synonyms(key)
+    section = config.get("training")
+    training: dict[str, Any] | None = section if isinstance(section, dict) else None
+    where: dict[str, Any]
+    if not into_training and names & set(config):
+        where = config
+    elif training is not None and names & set(training):
+        where = training
+    elif into_training:
+        if training is None:
+            training = config["training"] = {}
+        where = training
+    elif key in SECTIONS or (key in LEGACY_KEYS and key not in FIELD_ALIASES):
+        where = config
+    elif training is not None and FIELD_ALIASES.get(key, key) in sftconfig_fields():
+        where = training
+    else:  # a flat config, or a key no layout knows: the config's own error names the closest key
+        where = config
+    for name in names & set(where):
+        del where[name]
+    if where is not config:  # the same field set at the top as well would clash with it
+        for name in names & set(config) - set(SECTIONS):
+            del config[name]
+    where[key] = value
+
+
+def _set_nested(config: dict[str, Any], path: list[str], value: Any) -> None:
+    node = config
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if child is None or child is True:
+                child = {}
+            elif depth == 0 and part in _SHORT_SECTIONS and isinstance(child, str):
+                child = {_SHORT_SECTIONS[part]: child}
+            else:
+                dotted = ".".join(path[: depth + 1])
+                raise UsageError(
+                    f"--set {'.'.join(path)}: {dotted!r} is {child!r}, not a section to set keys in; set "
+                    f"it whole with --set {dotted}=VALUE."
+                )
+            node[part] = child
+        node = child
+    node[path[-1]] = value
 
 
 def _train(args: argparse.Namespace) -> int:
     from trl_sft_kit.config import load_yaml, recipe_from_dict
 
+    if args.resume and args.overwrite:
+        raise UsageError(
+            "--resume continues the run in the output folder and --overwrite deletes it; choose one."
+        )
+    if args.launch:
+        from trl_sft_kit.distributed import launch
+
+        extra = (["--resume"] if args.resume else []) + (["--overwrite"] if args.overwrite else [])
+        return launch(
+            args.recipe,
+            args.overrides,
+            num_processes=args.num_processes,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            main_process_ip=args.main_process_ip,
+            main_process_port=args.main_process_port,
+            train_args=extra,
+            dry_run=args.dry_run,
+        )
+    overrides = [_parse_override(item) for item in args.overrides]
     data = load_yaml(Path(args.recipe))
-    overrides = dict(_parse_override(item) for item in args.overrides)
-    if overrides:
-        stage = (
-            data.get("stage_configs", {}).get("trl_sft")
-            if isinstance(data.get("stage_configs"), dict)
-            else None
-        )
-        target = stage if isinstance(stage, dict) else data
-        sections = (
-            "model",
-            "dataset",
-            "lora",
-            "quantization",
-            "packing",
-            "neftune",
-            "liger",
-            "loss",
-            "tokens",
-        )
-        for key, value in overrides.items():
-            if "training" in target and key not in sections and "." not in key:
-                target["training"][key] = value
-            else:
-                target[key] = value
-    recipe = recipe_from_dict(data)
-    result = recipe.train()
-    final = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
-    print(f"trained {result.global_step} steps; final loss {final}")
-    print(f"saved to {result.adapter_path or result.model_path}")
+    recipe = recipe_from_dict(apply_overrides(data, overrides) if overrides else data)
+    options = {name: True for name in ("resume", "overwrite") if getattr(args, name)}
+    started = time.perf_counter()
+    result = recipe.train(**options)
+    _print_summary(result, time.perf_counter() - started)
     return 0
+
+
+def _print_summary(result: Any, seconds: float) -> None:
+    """The end of a training run: steps, the loss from first to last, final metrics, and the files."""
+    losses = list(result.losses)
+    final = f"{losses[-1]:.4f}" if losses else "n/a"
+    print(f"trained {result.global_step} steps; final loss {final}")
+    if len(losses) >= 2:
+        print(f"loss: {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps ({seconds:.0f} s)")
+    metrics = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(result.metrics.items())
+    )
+    if metrics:
+        print(f"metrics: {metrics}")
+    kind = "LoRA adapter" if result.adapter_path is not None else "model"
+    print(f"saved to {result.adapter_path or result.model_path} ({kind})")
+    _print_run_files(result)
+
+
+def _print_run_files(result: Any) -> None:
+    """Where the run's recipe and loss plot are, when they were written."""
+    from trl_sft_kit.card import RECIPE_FILE
+    from trl_sft_kit.plots import LOSS_PLOT_FILE
+
+    for label, name in (("recipe", RECIPE_FILE), ("loss plot", LOSS_PLOT_FILE)):
+        path = Path(result.output_dir) / name
+        if path.is_file():
+            print(f"{label}: {path}")
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ Nothing the caller passed in is mutated, except a loaded model, which is trained
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -22,10 +23,11 @@ from trl_sft_kit.specs import ModelSpec, thaw
 from trl_sft_kit.tokenizer import MODEL_ENV, apply_tokens, load_failure_message, load_tokenizer
 
 if TYPE_CHECKING:
-    from datasets import Dataset
+    from datasets import Dataset, IterableDataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from trl import SFTConfig, SFTTrainer
 
+    from trl_sft_kit.data.pipeline import PreparedData
     from trl_sft_kit.data.tokenize import TokenizationReport
     from trl_sft_kit.packing import PackingReport
     from trl_sft_kit.recipe import SFTRecipe
@@ -56,6 +58,8 @@ class Compiled:
     model_name: str
     tokenization: TokenizationReport
     packing: PackingReport | None = None
+    data: PreparedData | None = attrs.field(default=None, eq=False, repr=False)
+    """Everything the data stage made: evaluation rows, the mixture's shares, the cache's status."""
 
     def summary(self) -> str:
         """What the data became: format, rows, tokens carrying loss, truncation and packing."""
@@ -64,25 +68,68 @@ class Compiled:
             parts.append(f"packing: {self.packing.summary()}")
         return "\n".join(parts)
 
-    def train(self) -> TrainResult:
+    def train(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
         """Train, save the adapter (or the full model) and the tokenizer, and return the outcome.
 
         The output folder also gets a model card (``README.md``), ``recipe.yaml`` (when the recipe can be
-        written to a file) and ``run.json`` (metrics, losses, data report, library versions).
+        written to a file) and ``run.json`` (metrics, losses, data report and fingerprint, library versions).
+        A folder that already holds files is refused unless ``resume`` or ``overwrite`` says what to do (the
+        rules are in ``trl_sft_kit.runs``). A first Ctrl-C saves a checkpoint at the end of the step and
+        raises ``KeyboardInterrupt``; ``resume=True`` continues from it.
+
+        Args:
+            resume: continue from the last complete ``checkpoint-N`` in ``output_dir``, with the same data
+                order; the data and seed must be those the run started with.
+            overwrite: delete the contents of ``output_dir`` (a training output folder) and start again.
+
+        Raises:
+            OutputExistsError: ``output_dir`` holds files and neither flag is set, or ``overwrite`` on a
+                folder that is not a training output folder.
+            ResumeError: ``resume`` and no checkpoint, or a checkpoint of other data or another seed.
+            BackendError: training failed inside TRL / transformers.
+            KeyboardInterrupt: Ctrl-C; the message names the checkpoint saved.
         """
-        try:
-            output = self.trainer.train()
-        except Exception as exc:
-            if isinstance(exc, (KeyboardInterrupt, RecipeError)):
-                raise
-            raise BackendError(
-                f"training failed inside TRL / transformers: {type(exc).__name__}: {exc}"
-            ) from exc
+        from trl_sft_kit import runs
+
         output_dir = Path(self.config.output_dir or DEFAULT_OUTPUT_DIR)
+        fingerprint = runs.data_fingerprint(self.trainer.train_dataset, self.recipe.dataset_specs)
+        seeds = {"seed": self.config.seed, "data_seed": self.config.data_seed}
+        main_process = self.trainer.is_world_process_zero()
+        _wait_for_everyone(self.trainer)  # every process checks the folder before the main one changes it
+        plan = runs.prepare_output_dir(
+            output_dir,
+            resume=resume,
+            overwrite=overwrite,
+            fingerprint=fingerprint,
+            seeds=seeds,
+            clear=main_process,
+        )
+        _wait_for_everyone(self.trainer)
+        record = {"data_fingerprint": fingerprint, "seeds": seeds, "versions": _versions()}
+        try:
+            with runs.run_callback(self.trainer, record) as watch:
+                checkpoint = str(plan.checkpoint) if plan.checkpoint is not None else None
+                output = self.trainer.train(resume_from_checkpoint=checkpoint)
+        except Exception as exc:
+            if isinstance(exc, RecipeError):
+                raise
+            where = f" while resuming from {str(plan.checkpoint)!r}" if plan.checkpoint is not None else ""
+            hint = (
+                " A checkpoint can only be resumed by the recipe that saved it (same model, LoRA settings "
+                "and optimizer); start again with overwrite=True if the recipe changed."
+                if plan.checkpoint is not None
+                else ""
+            )
+            raise BackendError(
+                f"training failed inside TRL / transformers{where}: {type(exc).__name__}: {exc}.{hint}"
+            ) from exc
+        if watch.interrupted and watch.step is not None:
+            raise KeyboardInterrupt(runs.interrupted_message(output_dir, watch.step))
         self.trainer.save_model(str(output_dir))
         tokenizer = self.trainer.processing_class
-        if tokenizer is not None:
+        if tokenizer is not None and self.trainer.is_world_process_zero():  # only the main process writes
             tokenizer.save_pretrained(str(output_dir))
+        _wait_for_everyone(self.trainer)  # the others then see what it saved
         adapter = output_dir / "adapter_config.json"
         losses = tuple(
             float(entry["loss"])
@@ -92,8 +139,11 @@ class Compiled:
         from trl_sft_kit.card import write_run_files
         from trl_sft_kit.result import TrainResult
 
+        # The last evaluation's metrics (eval_loss, ...) join the training metrics.
+        history = self.trainer.state.log_history
+        evaluated = next((entry for entry in reversed(history) if "eval_loss" in entry), {})
         result = TrainResult(
-            metrics=dict(output.metrics),
+            metrics={**{k: v for k, v in evaluated.items() if k.startswith("eval_")}, **output.metrics},
             output_dir=output_dir,
             adapter_path=output_dir if adapter.exists() else None,
             model_path=None if adapter.exists() else output_dir,
@@ -106,8 +156,24 @@ class Compiled:
             tokenizer=tokenizer,
         )
         if self.trainer.is_world_process_zero():
-            write_run_files(self, result)
+            write_run_files(self, result, fingerprint=fingerprint)
+            from trl_sft_kit.plots import LOSS_PLOT_FILE, save_loss_plot
+
+            save_loss_plot(self.trainer.state.log_history, output_dir / LOSS_PLOT_FILE)
         return result
+
+
+def _wait_for_everyone(trainer: SFTTrainer) -> None:
+    """A barrier across training processes (nothing to wait for in a single process)."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+
+
+def _versions() -> dict[str, str]:
+    from trl_sft_kit.card import library_versions
+
+    return library_versions()
 
 
 # ------------------------------------------------------------------------------------------ mapping
@@ -124,15 +190,26 @@ def resolve_model(recipe: SFTRecipe) -> tuple[ModelSpec, str]:
 
 
 def config_kwargs(
-    recipe: SFTRecipe, *, bf16_capable: bool | None = None, accelerator: bool | None = None
+    recipe: SFTRecipe,
+    *,
+    bf16_capable: bool | None = None,
+    accelerator: bool | None = None,
+    launched: str | None = None,
 ) -> dict[str, Any]:
     """The ``SFTConfig`` keyword arguments a recipe produces (pure: imports nothing heavy).
+
+    With evaluation data (``eval=`` on a source) and no ``eval_strategy`` in the recipe, the trainer
+    evaluates at the end of every epoch (``eval_strategy="epoch"``); ``.distributed(...)`` adds the
+    fields that set the processes up (``trl_sft_kit.distributed.sftconfig_fields``).
 
     Args:
         recipe: the recipe.
         bf16_capable: whether the device can train in bf16; when known and the recipe sets neither
             ``bf16`` nor ``fp16``, bf16 follows it (TRL's default of bf16=True fails on a CPU).
         accelerator: whether a GPU is present; without one, pinned memory is turned off (it only warns).
+        launched: ``"fsdp"`` or ``"deepspeed"`` when ``accelerate launch`` set that up itself
+            (``trl_sft_kit.distributed.launched_plugin()``); the recipe's FSDP or DeepSpeed fields are
+            then left out.
     """
     kwargs: dict[str, Any] = {"output_dir": DEFAULT_OUTPUT_DIR, "report_to": "none"}
     kwargs.update(thaw(dict(recipe.training_fields)))
@@ -158,6 +235,16 @@ def config_kwargs(
     if recipe.tokens_spec.eos is not None:
         kwargs["eos_token"] = recipe.tokens_spec.eos
     kwargs["dataset_text_field"] = "text"  # canonical text rows always use "text"
+    if any(spec.eval is not None for spec in recipe.dataset_specs):
+        kwargs.setdefault("eval_strategy", "epoch")
+    if recipe.distributed_spec is not None:
+        from trl_sft_kit.distributed import sftconfig_fields
+
+        fields = sftconfig_fields(
+            recipe.distributed_spec, launched=launched, user_fields=recipe.training_fields
+        )
+        for key, value in fields.items():
+            kwargs.setdefault(key, value)
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL still sets the old name
     # to True, which warns. Passing the new name keeps TRL's default without the warning.
     kwargs.setdefault("activation_checkpointing", True)
@@ -303,6 +390,9 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     """
     recipe.validate()
     _import_backend(recipe)  # packages installed and importable, a GPU for liger(): before anything loads
+    from trl_sft_kit import distributed
+
+    distributed.require_backend(recipe.distributed_spec)
     import torch
 
     model_spec, model_origin = resolve_model(recipe)
@@ -310,21 +400,28 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     added_tokens = apply_tokens(tokenizer, recipe)
     from trl_sft_kit.data.pipeline import prepare_training_data
 
-    data = prepare_training_data(recipe, tokenizer)
+    with _main_process_first(recipe, cuda=torch.cuda.is_available()):
+        data = prepare_training_data(recipe, tokenizer, use_cache=True)
 
     bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     accelerator = bool(
         torch.cuda.is_available()
         or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     )
-    kwargs = config_kwargs(recipe, bf16_capable=bf16_capable, accelerator=accelerator)
+    kwargs = config_kwargs(
+        recipe, bf16_capable=bf16_capable, accelerator=accelerator, launched=distributed.launched_plugin()
+    )
+    if not accelerator and distributed.world_size() > 1:
+        kwargs.setdefault("use_cpu", True)  # several CPU processes: accelerate then joins them with gloo
     if data.eos_token is not None:
         kwargs["eos_token"] = data.eos_token
     config = _build_config(kwargs)
     model = _load_model(model_spec, model_origin, recipe, config)
     if added_tokens:
         model.resize_token_embeddings(len(tokenizer))
-    trainer = _build_trainer(recipe, model, tokenizer, data.dataset, config, added_tokens)
+    trainer = _build_trainer(
+        recipe, model, tokenizer, data.dataset, config, added_tokens, eval_dataset=data.eval_dataset
+    )
     return Compiled(
         recipe=recipe,
         config=config,
@@ -333,7 +430,24 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
         model_name=model_spec.name,
         tokenization=data.tokenization,
         packing=data.packing,
+        data=data,
     )
+
+
+def _main_process_first(recipe: SFTRecipe, *, cuda: bool) -> contextlib.AbstractContextManager[Any]:
+    """In a multi-process run whose data is cached, the main process prepares (and stores) it first.
+
+    The other processes then load it from the cache instead of preparing it again; without the cache,
+    or in one process, every process prepares its own data at once.
+    """
+    from trl_sft_kit import distributed
+    from trl_sft_kit.data.cache import enabled_for
+
+    if distributed.world_size() <= 1 or not enabled_for(recipe):
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    return PartialState(cpu=not cuda).main_process_first()
 
 
 def _build_config(kwargs: dict[str, Any]) -> SFTConfig:
@@ -429,9 +543,10 @@ def _build_trainer(
     recipe: SFTRecipe,
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    dataset: Dataset,
+    dataset: Dataset | IterableDataset,
     config: SFTConfig,
     added_tokens: list[int],
+    eval_dataset: Dataset | None = None,
 ) -> SFTTrainer:
     from trl import SFTTrainer
 
@@ -440,6 +555,7 @@ def _build_trainer(
             model=model,
             args=config,
             train_dataset=dataset,
+            eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=_lora_config(recipe, added_tokens),
         )

@@ -1,12 +1,24 @@
 """Recipes to and from plain data and YAML, including the flat keys of the older SFT pipeline stage.
 
-The kit's own layout has one section per option::
+The kit's own layout has one section per option:
 
-    model: {source: Qwen/Qwen2.5-0.5B-Instruct}
-    dataset: {source: chats.jsonl}
-    lora: {r: 16}
-    packing: ffd
-    training: {num_train_epochs: 3}
+```yaml
+model: {source: Qwen/Qwen2.5-0.5B-Instruct}
+dataset: {source: chats.jsonl}
+lora: {r: 16}
+packing: ffd
+training: {num_train_epochs: 3}
+```
+
+A mixture lists its sources, the first being ``.dataset()``'s and the others ``.mix()``'s:
+
+```yaml
+dataset:
+  - {source: chats.jsonl, eval: 0.05}
+  - {source: instructions.jsonl, weight: 0.3}
+distributed: {kind: fsdp, num_processes: 8, cpu_offload: true}
+cache: false
+```
 
 A flat stage config (``dataset_name_or_path``, ``max_seq_length``, ``lora_r``, ``use_4bit``, ...), alone or
 nested as ``stage_configs: {trl_sft: {...}}``, is read too, so existing pipeline configs migrate unchanged.
@@ -24,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from trl_sft_kit.errors import ConfigError, RecipeError
 from trl_sft_kit.sft_fields import FIELD_ALIASES, resolve_training_fields, sftconfig_fields
-from trl_sft_kit.specs import InlineRows, spec_to_dict, thaw
+from trl_sft_kit.specs import DatasetSpec, InlineRows, spec_to_dict, thaw
 
 if TYPE_CHECKING:
     from trl_sft_kit.recipe import SFTRecipe
@@ -43,6 +55,8 @@ SECTIONS = (
     "chat_template",
     "tokens",
     "training",
+    "distributed",
+    "cache",
 )
 
 LEGACY_KEYS: dict[str, str] = {
@@ -92,19 +106,9 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
                 key="model",
             )
         data["model"] = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
-    dataset = recipe.dataset_spec
-    if dataset is not None:
-        if not dataset.is_serialisable:
-            raise ConfigError(
-                "a recipe holding a datasets.Dataset cannot be written to a file; save it with "
-                "dataset.to_json('data.jsonl') and pass that path to .dataset().",
-                key="dataset",
-            )
-        section = _non_default(spec_to_dict(dataset), _DATASET_DEFAULTS)
-        if isinstance(dataset.source, InlineRows):
-            section.pop("source")
-            section["rows"] = dataset.source.to_list()
-        data["dataset"] = section
+    sections = [_dataset_section(spec) for spec in recipe.dataset_specs]
+    if sections:
+        data["dataset"] = sections[0] if len(sections) == 1 else sections
     if recipe.lora_spec is not None:
         data["lora"] = spec_to_dict(recipe.lora_spec)
     if recipe.quantization_spec is not None:
@@ -137,7 +141,39 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
         data["tokens"] = tokens
     if recipe.training_fields:
         data["training"] = thaw(dict(recipe.training_fields))
+    spec = recipe.distributed_spec
+    if spec is not None:
+        if spec.num_processes is None and spec.num_machines == 1 and not spec.options:
+            data["distributed"] = spec.kind
+        else:
+            section: dict[str, Any] = {"kind": spec.kind}
+            if spec.num_processes is not None:
+                section["num_processes"] = spec.num_processes
+            if spec.num_machines != 1:
+                section["num_machines"] = spec.num_machines
+            section.update(thaw(dict(spec.options)))
+            data["distributed"] = section
+    if recipe.cache_enabled is not None:
+        data["cache"] = recipe.cache_enabled
     return data
+
+
+def _dataset_section(spec: DatasetSpec) -> dict[str, Any]:
+    """One source as plain data: ``source`` (or ``rows``), and every option that is not the default."""
+    if not spec.is_serialisable:
+        raise ConfigError(
+            "a recipe holding a datasets.Dataset cannot be written to a file; save it with "
+            "dataset.to_json('data.jsonl') and pass that path to .dataset().",
+            key="dataset",
+        )
+    section = _non_default(spec_to_dict(spec), _DATASET_DEFAULTS)
+    if isinstance(spec.source, InlineRows):
+        section.pop("source")
+        section["rows"] = spec.source.to_list()
+    if isinstance(spec.eval, InlineRows):
+        del section["eval"]
+        section["eval_rows"] = spec.eval.to_list()
+    return section
 
 
 _MODEL_DEFAULTS = {
@@ -153,6 +189,10 @@ _DATASET_DEFAULTS = {
     "text_field": "text",
     "columns": None,
     "on_bad_rows": "error",
+    "weight": None,
+    "count": None,
+    "eval": None,
+    "streaming": False,
 }
 
 
@@ -304,18 +344,24 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
             raise ConfigError("the 'model' section needs a 'source' (a folder or hub id).", key="model")
         recipe = _call(recipe.model, "model", source, **model)
 
-    # dataset
-    dataset = _section(data, "dataset")
-    for old, new in (("dataset_name_or_path", "source"), ("dataset_text_field", "text_field")):
-        key, value = _first(data, old)
-        if value is not None:
-            dataset.setdefault(new, _expect(value, str, key))
-    if dataset:
-        source = dataset.pop("source", None)
-        rows = dataset.pop("rows", None)
-        if (source is None) == (rows is None):
-            raise ConfigError("the 'dataset' section needs exactly one of 'source' or 'rows'.", key="dataset")
-        recipe = _call(recipe.dataset, "dataset", source if source is not None else rows, **dataset)
+    # dataset: one source, or a list of them (a mixture)
+    listed = data.get("dataset")
+    if isinstance(listed, list):
+        if not listed:
+            raise ConfigError("the 'dataset' list is empty; give at least one source.", key="dataset")
+        for index, item in enumerate(listed):
+            key = f"dataset[{index}]"
+            section = {"source": item} if isinstance(item, str) else dict(_expect(item, Mapping, key))
+            method = recipe.dataset if index == 0 else recipe.mix
+            recipe = _dataset_from(method, section, key)
+    else:
+        dataset = _section(data, "dataset")
+        for old, new in (("dataset_name_or_path", "source"), ("dataset_text_field", "text_field")):
+            key, value = _first(data, old)
+            if value is not None:
+                dataset.setdefault(new, _expect(value, str, key))
+        if dataset:
+            recipe = _dataset_from(recipe.dataset, dataset, "dataset")
 
     recipe = _lora_from(data, recipe)
     recipe = _quantization_from(data, recipe)
@@ -341,7 +387,39 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         recipe = _call(recipe.tokens, "tokens", eos=eos, pad=pad, keys=where)
     if training:
         recipe = _call(recipe.training, "training", **training)
+    recipe = _distributed_from(data, recipe)
+    if data.get("cache") is not None:
+        recipe = _call(recipe.cache, "cache", _expect(data["cache"], bool, "cache"))
     return recipe
+
+
+def _dataset_from(method: Any, section: dict[str, Any], key: str) -> SFTRecipe:
+    """Call ``dataset`` or ``mix`` with one source's section (``source`` or ``rows``, maybe ``eval_rows``)."""
+    source = section.pop("source", None)
+    rows = section.pop("rows", None)
+    if (source is None) == (rows is None):
+        raise ConfigError(f"the {key!r} section needs exactly one of 'source' or 'rows'.", key=key)
+    if "eval_rows" in section:
+        if section.get("eval") is not None:
+            raise ConfigError(f"the {key!r} section gives both 'eval' and 'eval_rows'; keep one.", key=key)
+        section["eval"] = _expect(section.pop("eval_rows"), list, f"{key}.eval_rows")
+    keys = {name: f"{key}.{name}" for name in section}
+    recipe: SFTRecipe = _call(method, key, source if source is not None else rows, keys=keys, **section)
+    return recipe
+
+
+def _distributed_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
+    value = data.get("distributed")
+    if value is None or value is False:
+        return recipe
+    if isinstance(value, str):
+        return _call(recipe.distributed, "distributed", value)
+    options = dict(_expect(value, Mapping, "distributed"))
+    kind = options.pop("kind", "ddp")
+    keys = {name: f"distributed.{name}" for name in options}
+    return _call(
+        recipe.distributed, "distributed", _expect(kind, str, "distributed.kind"), keys=keys, **options
+    )
 
 
 def _training_from(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -509,7 +587,7 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
         ) from None
 
 
-def _names_file(text: str) -> bool:
+def names_file(text: str) -> bool:
     """Whether ``from_yaml``'s argument names a file: one line that is a file or holds no ``key: value``."""
     if "\n" in text or not text.strip():
         return False
@@ -534,12 +612,22 @@ def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
 
     text: str
     name, path = "YAML text", None
-    if isinstance(path_or_text, os.PathLike) or _names_file(str(path_or_text)):
+    if isinstance(path_or_text, os.PathLike) or names_file(str(path_or_text)):
         file = Path(path_or_text)
         if not file.is_file():
             raise ConfigError(f"config file {str(file)!r} does not exist.", path=str(file))
-        text, name = file.read_text(encoding="utf-8"), str(file)
-        path = name
+        name = path = str(file)
+        try:
+            text = file.read_text(encoding="utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            line = file.read_bytes()[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+                "save it as UTF-8.",
+                path=name,
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}: {exc.strerror or exc}.", path=name) from None
     else:
         text = str(path_or_text)
     try:

@@ -4,7 +4,9 @@
 
     SFTKitError
     ├── RecipeError (ValueError)            an option, or two options together, cannot work
-    │   └── ConfigError                     a config file or dict has an unknown key or a wrong value
+    │   ├── ConfigError                     a config file or dict has an unknown key or a wrong value
+    │   ├── OutputExistsError               the output folder holds files: resume, overwrite, or another
+    │   └── ResumeError                     resume=True finds no checkpoint, or one of different data
     ├── DatasetError (ValueError)           the training data cannot be used as it is
     │   ├── DataSourceError                 the source is missing, empty or unreadable
     │   ├── DatasetFormatError              no format, several formats, or an ambiguous format
@@ -28,8 +30,10 @@ __all__ = [
     "DatasetError",
     "DatasetFormatError",
     "MissingDependencyError",
+    "OutputExistsError",
     "PluginError",
     "RecipeError",
+    "ResumeError",
     "RowError",
     "SFTKitError",
 ]
@@ -57,6 +61,23 @@ class ConfigError(RecipeError):
         super().__init__(message)
         self.key = key
         self.path = path
+
+
+class OutputExistsError(RecipeError):
+    """The output folder already holds files and ``train()`` was told neither to resume nor to overwrite."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ResumeError(RecipeError):
+    """``train(resume=True)`` cannot continue: no checkpoint, or one made from other data or another seed."""
+
+    def __init__(self, message: str, *, path: str, checkpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.checkpoint = checkpoint
 
 
 class DatasetError(SFTKitError, ValueError):

@@ -19,6 +19,7 @@ from trl_sft_kit.errors import RecipeError, SFTKitError
 from trl_sft_kit.sft_fields import resolve_training_fields
 from trl_sft_kit.specs import (
     DatasetSpec,
+    DistributedSpec,
     FrozenMapping,
     InlineRows,
     LoraSpec,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from trl_sft_kit.compile import Compiled
+    from trl_sft_kit.inspection import InspectReport
     from trl_sft_kit.result import TrainResult
 
 __all__ = ["SFTRecipe"]
@@ -42,6 +44,10 @@ __all__ = ["SFTRecipe"]
 
 def _training_fields(value: Mapping[str, Any] | None) -> FrozenMapping:
     return value if isinstance(value, FrozenMapping) else FrozenMapping(value or {})
+
+
+def _dataset_specs(value: Iterable[DatasetSpec]) -> tuple[DatasetSpec, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(repr=False)
@@ -70,6 +76,9 @@ class SFTRecipe:
     loss_spec: LossSpec = attrs.field(factory=LossSpec)
     tokens_spec: TokensSpec = attrs.field(factory=TokensSpec)
     training_fields: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_training_fields)
+    more_datasets: tuple[DatasetSpec, ...] = attrs.field(default=(), converter=_dataset_specs)
+    distributed_spec: DistributedSpec | None = None
+    cache_enabled: bool | None = attrs.field(default=None, validator=attrs.validators.optional(of_type(bool)))
 
     # ---------------------------------------------------------------------------------- builders
 
@@ -118,8 +127,14 @@ class SFTRecipe:
         text_field: str = "text",
         columns: Mapping[str, str] | None = None,
         on_bad_rows: str = "error",
+        weight: float | None = None,
+        count: int | None = None,
+        eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
+        streaming: bool = False,
     ) -> Self:
-        """Return a new recipe that trains on this data; a second call replaces the first.
+        """Return a new recipe that trains on this data; a second call replaces the first (and any mixture).
+
+        To train on several sources at once, add the others with ``.mix(...)``.
 
         Args:
             source: a ``.jsonl``/``.json``/``.csv``/``.parquet``/``.txt`` file, a folder of them, a hub
@@ -129,27 +144,100 @@ class SFTRecipe:
             text_field: the field holding plain text, for text data.
             columns: renames the source's fields onto a format's names, e.g. ``{"question": "instruction"}``.
             on_bad_rows: ``"error"`` (stop at the first bad row) or ``"skip"`` (skip, count and report).
+            weight: this source's share of a mixture (see ``mix``).
+            count: exactly this many rows of this source in a mixture, repeating rows when it has fewer.
+            eval: hold out a fraction (``0.05``) or a number of rows (``500``) of this source for
+                evaluation, chosen by ``data_seed`` (else ``seed``); or a separate evaluation set (a path,
+                rows or a ``datasets.Dataset``), read with this source's options. The trainer then evaluates
+                at the end of every epoch unless ``.training(eval_strategy=..., eval_steps=...)`` says
+                otherwise.
+            streaming: read the source lazily while training (a ``datasets.IterableDataset``), for data
+                larger than memory; needs ``.training(max_steps=N)``. Packing works on the stream, a buffer
+                of rows at a time (``trl_sft_kit.data.streaming.PACKING_BUFFER``).
 
         >>> SFTRecipe().dataset("chats.jsonl").dataset_spec.source
         'chats.jsonl'
+        >>> SFTRecipe().dataset("a.jsonl").mix("b.jsonl").dataset("c.jsonl").more_datasets
+        ()
         """
-        if format != "auto":
-            from trl_sft_kit.formats import format_names
-
-            if format not in format_names():
-                raise RecipeError(
-                    f"unknown dataset format {format!r}; choose 'auto' or one of "
-                    f"{', '.join(map(repr, format_names()))}."
-                )
-        spec = DatasetSpec(
+        spec = _dataset_spec(
             source,
             format=format,
             split=split,
             text_field=text_field,
             columns=columns,
             on_bad_rows=on_bad_rows,
+            weight=weight,
+            count=count,
+            eval=eval,
+            streaming=streaming,
         )
-        return attrs.evolve(self, dataset_spec=spec)
+        return attrs.evolve(self, dataset_spec=spec, more_datasets=())
+
+    def mix(
+        self,
+        source: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any,
+        *,
+        weight: float | None = None,
+        count: int | None = None,
+        format: str = "auto",
+        split: str = "train",
+        text_field: str = "text",
+        columns: Mapping[str, str] | None = None,
+        on_bad_rows: str = "error",
+        eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
+        streaming: bool = False,
+    ) -> Self:
+        """Return a new recipe that also trains on this source; a second call adds another.
+
+        Each source is read and converted in its own detected format and tokenized by the kit, so sources
+        of different kinds (chat, instruction, text) mix at the token level. How many rows each gives:
+
+        * ``count=n``: exactly ``n`` rows (rows repeat when the source has fewer).
+        * no ``weight`` and no ``count``: every row, once.
+        * ``weight=w``: the source's share of the mixture. With every source weighted, the shares are the
+          weights over their sum and the mixture has as many rows as the sources together; with some
+          sources fixed (by ``count`` or taking every row), the weighted ones are added so that each makes
+          up ``w`` of the whole (the weights must then sum to less than 1).
+
+        A source given more rows than it has is repeated (every row the same number of times, the rest a
+        seeded sample); one given fewer is sampled; the mixture is then shuffled. All of it follows the
+        recipe's ``data_seed`` (else ``seed``), so the same recipe always mixes the same rows.
+        ``compile()`` reports each source's rows and share. A first ``mix()`` on a recipe without data
+        starts the mixture.
+
+        The other options (``format``, ``split``, ``text_field``, ``columns``, ``on_bad_rows``, ``eval``,
+        ``streaming``) are those of ``dataset``, for this source.
+
+        Args:
+            source: as for ``dataset``.
+            weight: the source's share of the mixture.
+            count: the exact number of rows to take.
+
+        >>> recipe = SFTRecipe().dataset("chat.jsonl").mix("instructions.jsonl", weight=0.3)
+        >>> [spec.weight for spec in recipe.dataset_specs]
+        [None, 0.3]
+        """
+        spec = _dataset_spec(
+            source,
+            format=format,
+            split=split,
+            text_field=text_field,
+            columns=columns,
+            on_bad_rows=on_bad_rows,
+            weight=weight,
+            count=count,
+            eval=eval,
+            streaming=streaming,
+        )
+        if self.dataset_spec is None:
+            return attrs.evolve(self, dataset_spec=spec, more_datasets=())
+        return attrs.evolve(self, more_datasets=(*self.more_datasets, spec))
+
+    @property
+    def dataset_specs(self) -> tuple[DatasetSpec, ...]:
+        """Every training source: the ``dataset()`` one first, then those added by ``mix()``."""
+        return () if self.dataset_spec is None else (self.dataset_spec, *self.more_datasets)
 
     def lora(
         self,
@@ -274,6 +362,60 @@ class SFTRecipe:
         resolved = resolve_training_fields(fields)
         return attrs.evolve(self, training_fields={**self.training_fields, **resolved})
 
+    def distributed(
+        self,
+        kind: str | None = "ddp",
+        *,
+        num_processes: int | None = None,
+        num_machines: int = 1,
+        **options: Any,
+    ) -> Self:
+        """Return a new recipe that trains in several processes; replaces (``None`` trains in one).
+
+        ``kind`` is ``"ddp"`` (a copy of the model per process), ``"fsdp"`` (parameters, gradients and
+        optimizer state sharded, FSDP2), ``"deepspeed_zero2"`` or ``"deepspeed_zero3"``. The choice is
+        recorded in the recipe: under ``torchrun`` or ``accelerate launch`` the trainer is set up for it,
+        and ``trl_sft_kit.distributed.launch`` (``trl-sft-kit train RECIPE --launch``) starts the
+        processes with a matching ``accelerate`` configuration (``torchrun`` on a machine without GPUs).
+        Only the main process writes the adapter, the model card and the logs.
+
+        Args:
+            kind: one of ``trl_sft_kit.specs.DISTRIBUTED_KINDS``, or None.
+            num_processes: processes on each machine; by default one per GPU.
+            num_machines: machines taking part (each runs the launcher with its own ``machine_rank``).
+            options: for ``ddp``: ``find_unused_parameters``, ``static_graph``, ``bucket_cap_mb``,
+                ``broadcast_buffers``; for ``fsdp``: ``version``, ``auto_wrap_policy``,
+                ``transformer_layer_cls_to_wrap``, ``min_num_params``, ``cpu_offload``,
+                ``activation_checkpointing``, ``state_dict_type``, ``reshard_after_forward``,
+                ``cpu_ram_efficient_loading``; for DeepSpeed: ``offload_optimizer`` and (ZeRO-3)
+                ``offload_param`` (``"cpu"`` or ``"nvme"``), and ``config`` (DeepSpeed settings merged
+                over the kit's); for every kind ``backend`` (``"nccl"``, ``"gloo"``) and ``timeout``
+                (seconds).
+
+        >>> SFTRecipe().distributed("fsdp", num_processes=8, cpu_offload=True).distributed_spec.kind
+        'fsdp'
+        """
+        if kind is None:
+            return attrs.evolve(self, distributed_spec=None)
+        spec = DistributedSpec(kind, num_processes=num_processes, num_machines=num_machines, options=options)
+        return attrs.evolve(self, distributed_spec=spec)
+
+    def cache(self, enabled: bool | None = True) -> Self:
+        """Return a new recipe whose prepared data is (or is not) kept in the preprocessing cache; replaces.
+
+        The cache stores the converted, tokenized (and packed) data on disk, under
+        ``$TRL_SFT_KIT_CACHE`` (default ``~/.cache/trl_sft_kit/data``), keyed by the source data's content,
+        the data part of the recipe, the tokenizer (vocabulary, chat template, special tokens) and the
+        kit's version, so a second ``compile()`` of the same recipe skips that work and any change redoes
+        it. ``None`` (the default) caches file and hub sources of at least 1 MiB, never in-memory data;
+        ``True`` caches any source; ``False`` never. ``TRL_SFT_KIT_CACHE=off`` turns it off everywhere.
+        Streamed sources are never cached.
+
+        >>> SFTRecipe().cache(False).cache_enabled
+        False
+        """
+        return attrs.evolve(self, cache_enabled=enabled)
+
     # ---------------------------------------------------------------------------------- checking
 
     def validate(self) -> Self:
@@ -285,6 +427,7 @@ class SFTRecipe:
         Raises:
             RecipeError: with ``problems``, one sentence per conflict and the way out.
         """
+        from trl_sft_kit.data.mixture import mixture_problems, source_name
         from trl_sft_kit.packing import get_packer, packer_names
 
         problems: list[str] = []
@@ -314,17 +457,25 @@ class SFTRecipe:
             problems.append("packing needs a row length: set .training(max_length=N) (None turns it off).")
         if self.neftune_spec is not None and not self.neftune_spec.alpha > 0:
             problems.append(f"NEFTune alpha must be > 0 (got {self.neftune_spec.alpha}).")
-        if self.dataset_spec is not None and _plain_text(self.dataset_spec):
+        plain_text = [spec for spec in self.dataset_specs if _plain_text(spec)]
+        if plain_text:
+            which = (
+                "a plain-text dataset"
+                if len(self.dataset_specs) == 1
+                else (f"plain-text data ({', '.join(map(repr, map(source_name, plain_text)))})")
+            )
             if mode == "completion_only":
                 problems.append(
-                    "loss 'completion_only' with a plain-text dataset: text has no completion to single out; "
+                    f"loss 'completion_only' with {which}: text has no completion to single out; "
                     "use loss('all') or give prompt/completion rows."
                 )
             if mode == "assistant_only":
                 problems.append(
-                    "loss 'assistant_only' with a plain-text dataset: text has no assistant turns; use "
+                    f"loss 'assistant_only' with {which}: text has no assistant turns; use "
                     "loss('all') or give chat 'messages' rows."
                 )
+        problems.extend(mixture_problems(self.dataset_specs))
+        problems.extend(_scale_problems(self))
         try:
             resolve_training_fields(dict(self.training_fields))
         except RecipeError as exc:
@@ -345,10 +496,27 @@ class SFTRecipe:
 
         model, origin = resolve_model(self)
         lines = [f"model: {model.name} (from {origin})"]
-        if self.dataset_spec is not None:
+        if self.dataset_spec is not None and not self.more_datasets:
             lines.append(f"data: {self.dataset_spec!r}")
+        elif self.dataset_spec is not None:
+            lines.append(f"data: a mixture of {len(self.dataset_specs)} sources, each in its own format")
+            lines += [f"  {spec!r}" for spec in self.dataset_specs]
         else:
             lines.append("data: none yet (add .dataset(...))")
+        if any(spec.eval is not None for spec in self.dataset_specs):
+            schedule = self.training_fields.get("eval_strategy", "epoch (the kit's default with eval data)")
+            lines.append(f"evaluation: on held-out or separate rows, eval_strategy={schedule}")
+        if any(spec.streaming for spec in self.dataset_specs):
+            lines.append("streaming: read while training (IterableDataset); packed a buffer at a time")
+        if self.distributed_spec is not None:
+            spec = self.distributed_spec
+            each = spec.num_processes if spec.num_processes is not None else "one per GPU"
+            lines.append(
+                f"distributed: {spec.kind}, {each} processes on each of {spec.num_machines} machine(s)"
+                + (f", options {dict(spec.options)}" if spec.options else "")
+            )
+        if self.cache_enabled is not None:
+            lines.append(f"preprocessing cache: {'on' if self.cache_enabled else 'off'}")
         if self.packing_spec is not None:
             from trl_sft_kit.packing import get_packer
 
@@ -373,6 +541,26 @@ class SFTRecipe:
         lines.append("  bf16 = True on a bf16-capable GPU, else False (unless set)")
         return "\n".join(lines)
 
+    def inspect(self, rows: int = 5) -> InspectReport:
+        """What training will see, before it starts: format, rendered rows, loss tokens, lengths, packing.
+
+        Runs the data stage ``compile()`` runs with the recipe's tokenizer and chat template; loads no model.
+        The report prints in colour (``report.print()``), shows as HTML in a notebook, reads as plain text
+        with ``[[`` ``]]`` around the tokens that carry loss (``str(report)``), and converts to plain data
+        (``report.to_dict()``, ``report.to_json()``).
+
+        Args:
+            rows: how many rows to render with their loss tokens marked (the first ones).
+
+        Raises:
+            RecipeError: the recipe is inconsistent, or inconsistent with its data.
+            DatasetError: the data cannot be read or converted (file, row and field named).
+            BackendError: the tokenizer cannot be loaded.
+        """
+        from trl_sft_kit.inspection import inspect_recipe
+
+        return inspect_recipe(self, rows)
+
     # ---------------------------------------------------------------------------------- running
 
     def compile(self) -> Compiled:
@@ -385,9 +573,22 @@ class SFTRecipe:
 
         return compile_recipe(self)
 
-    def train(self) -> TrainResult:
-        """Compile and train; return the metrics, the losses and where the adapter or model was saved."""
-        return self.compile().train()
+    def train(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+        """Compile and train; return the metrics, the losses and where the adapter or model was saved.
+
+        An ``output_dir`` that already holds files is refused before anything loads, unless ``resume=True``
+        (continue from its last checkpoint, with the same data order) or ``overwrite=True`` (delete what a
+        previous run left there and start again). See ``Compiled.train``.
+
+        Raises:
+            OutputExistsError: the folder holds files and neither flag is set.
+            ResumeError: ``resume=True`` and no checkpoint, or one of other data or another seed.
+        """
+        from trl_sft_kit.compile import config_kwargs
+        from trl_sft_kit.runs import check_output_dir
+
+        check_output_dir(config_kwargs(self)["output_dir"], resume=resume, overwrite=overwrite)
+        return self.compile().train(resume=resume, overwrite=overwrite)
 
     # ---------------------------------------------------------------------------------- files
 
@@ -426,9 +627,19 @@ class SFTRecipe:
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SFTRecipe:
         """Build a recipe from a YAML file, or from YAML text (anything containing a newline or ``:``)."""
-        from trl_sft_kit.config import load_yaml
+        from trl_sft_kit.config import load_yaml, names_file
+        from trl_sft_kit.errors import ConfigError
 
-        return cls.from_dict(load_yaml(path_or_text))
+        data = load_yaml(path_or_text)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            if exc.path is not None or not (
+                isinstance(path_or_text, os.PathLike) or names_file(str(path_or_text))
+            ):
+                raise
+            path = os.fspath(path_or_text)
+            raise ConfigError(f"{path}: {exc}", key=exc.key, path=path) from None
 
     def __repr__(self) -> str:
         parts = []
@@ -471,3 +682,51 @@ def _plain_text(spec: DatasetSpec) -> bool:
     except SFTKitError:
         return False  # compile() reports data problems with their file and row
     return detection.canonical == "text"
+
+
+def _dataset_spec(source: Any, *, format: str, **options: Any) -> DatasetSpec:
+    """A ``DatasetSpec``, with an unknown format name refused at once."""
+    if format != "auto":
+        from trl_sft_kit.formats import format_names
+
+        if format not in format_names():
+            raise RecipeError(
+                f"unknown dataset format {format!r}; choose 'auto' or one of "
+                f"{', '.join(map(repr, format_names()))}."
+            )
+    return DatasetSpec(source, format=format, **options)
+
+
+def _scale_problems(recipe: SFTRecipe) -> list[str]:
+    """Streaming, evaluation and multi-process settings that cannot work with the rest (for validate)."""
+    problems: list[str] = []
+    fields = recipe.training_fields
+    streamed = [spec for spec in recipe.dataset_specs if spec.streaming]
+    max_steps = fields.get("max_steps", -1)
+    if streamed and not (isinstance(max_steps, int) and max_steps > 0):
+        problems.append(
+            "streaming=True needs a step count: a stream's length is not known in advance, so epochs "
+            "cannot be counted; set .training(max_steps=N)."
+        )
+    has_eval = any(spec.eval is not None for spec in recipe.dataset_specs)
+    strategy = str(fields.get("eval_strategy", "no"))
+    if not has_eval and strategy != "no":
+        problems.append(
+            f"eval_strategy={strategy!r} but no evaluation data; add eval= to .dataset() (a fraction to "
+            "hold out, a number of rows, or a separate set), or drop eval_strategy."
+        )
+    spec = recipe.distributed_spec
+    if spec is not None:
+        for name in ("fsdp", "fsdp_config", "deepspeed"):
+            if fields.get(name) not in (None, "", False, {}):
+                problems.append(
+                    f".distributed({spec.kind!r}) and .training({name}=...) both set up the processes; "
+                    f"keep one (distributed() writes {name} itself)."
+                )
+        if recipe.quantization_spec is not None and spec.kind != "ddp":
+            problems.append(
+                f"quantize({recipe.quantization_spec.mode!r}) with distributed({spec.kind!r}): sharding "
+                "quantized weights needs a quantized storage type the kit does not set up; use "
+                "distributed('ddp') or drop .quantize()."
+            )
+    return problems

@@ -19,7 +19,9 @@ import attrs
 from trl_sft_kit.errors import RecipeError
 
 __all__ = [
+    "DISTRIBUTED_KINDS",
     "DatasetSpec",
+    "DistributedSpec",
     "FrozenMapping",
     "InlineRows",
     "LoraSpec",
@@ -253,12 +255,62 @@ def _dataset_source(value: Any) -> Any:
     )
 
 
+def _eval_source(value: Any) -> Any:
+    """``None``, a fraction or count of rows to hold out, or a separate evaluation source."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RecipeError(
+            f"'eval' must be a fraction (0.05), a number of rows (500) or a dataset (got {value!r})."
+        )
+    if isinstance(value, (int, float)):
+        return value
+    return _dataset_source(value)
+
+
+def _check_eval(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, float) and not 0.0 < value < 1.0:
+        raise RecipeError(
+            f"'eval' as a fraction must be > 0 and < 1 (got {value!r}); give a whole number for a count of "
+            "rows, or a dataset."
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise RecipeError(f"'eval' as a number of rows must be >= 1 (got {value!r}).")
+    if isinstance(value, InlineRows) and not value:
+        raise RecipeError("the evaluation data is an empty list; give at least one row.")
+    if isinstance(value, str) and not value.strip():
+        raise RecipeError("the evaluation data path is empty; pass a file, a folder, a hub id or rows.")
+
+
+def _optional_number(*, gt: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    check = _number(gt=gt)
+
+    def optional(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return optional
+
+
+def _optional_count(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RecipeError(f"{attribute.name!r} must be a whole number >= 1 (got {value!r}).")
+
+
 @attrs.frozen(repr=False)
 class DatasetSpec:
     """Training data and how to read it.
 
     ``format`` is ``"auto"`` (detect) or a registered format name; ``columns`` renames the source's
     fields onto the format's names before detection (``{"question": "instruction"}``).
+
+    In a mixture (``SFTRecipe.mix``), ``weight`` is the source's share of the mixed rows and ``count`` an
+    exact number of rows (either may exceed the source, which is then repeated); neither means every row,
+    once. ``eval`` holds out a fraction (``0.05``) or a number of rows (``500``) for evaluation, or names a
+    separate evaluation set (read with the same options). ``streaming`` reads the source lazily while
+    training (``datasets.IterableDataset``) instead of preparing it all first.
     """
 
     source: Any = attrs.field(converter=_dataset_source)
@@ -267,6 +319,10 @@ class DatasetSpec:
     text_field: str = attrs.field(default="text", validator=of_type(str))
     columns: FrozenMapping | None = attrs.field(default=None, converter=_freeze_optional_mapping)
     on_bad_rows: str = attrs.field(default="error", validator=_one_of("error", "skip"))
+    weight: float | None = attrs.field(default=None, validator=_optional_number(gt=0))
+    count: int | None = attrs.field(default=None, validator=_optional_count)
+    eval: Any = attrs.field(default=None, converter=_eval_source, validator=_check_eval)
+    streaming: bool = attrs.field(default=False, validator=of_type(bool))
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.source, str) and not self.source.strip():
@@ -276,22 +332,60 @@ class DatasetSpec:
         for old, new in (self.columns or {}).items():
             if not isinstance(new, str) or not new:
                 raise RecipeError(f"columns maps {old!r} to {new!r}; map each source field to a field name.")
+        if self.weight is not None and self.count is not None:
+            raise RecipeError(
+                f"weight={self.weight!r} and count={self.count!r} both size this source; give one of them."
+            )
+        if self.streaming and self.count is not None:
+            raise RecipeError(
+                f"count={self.count!r} with streaming=True: a stream's length is not known in advance; give "
+                "a weight instead, or read the source whole (streaming=False)."
+            )
+        if self.streaming and isinstance(self.eval, float):
+            raise RecipeError(
+                f"eval={self.eval!r} with streaming=True: a fraction of a stream of unknown length cannot be "
+                "held out; give a number of rows (taken from the start of the stream) or a separate dataset."
+            )
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether ``eval`` is a fraction or number of this source's rows (not a separate set)."""
+        return isinstance(self.eval, (int, float)) and not isinstance(self.eval, bool)
 
     @property
     def is_serialisable(self) -> bool:
         """Whether ``to_dict`` can write this source (a path/id or inline rows, not a Dataset object)."""
-        return isinstance(self.source, (str, InlineRows))
+        writable = (str, InlineRows)
+        return isinstance(self.source, writable) and (
+            self.eval is None or self.holds_out or isinstance(self.eval, writable)
+        )
 
     def __repr__(self) -> str:
         if isinstance(self.source, (str, InlineRows)):
             parts = [repr(self.source)]
         else:
             parts = [f"<{type(self.source).__name__}>"]
-        for name in ("format", "split", "text_field", "columns", "on_bad_rows"):
+        defaults = attrs.fields_dict(DatasetSpec)
+        for name in _DATASET_REPR_FIELDS:
             value = getattr(self, name)
-            if value != attrs.fields_dict(DatasetSpec)[name].default:
-                parts.append(f"{name}={value!r}")
+            if value is defaults[name].default or value == defaults[name].default:
+                continue
+            plain = isinstance(value, (str, int, float, InlineRows, FrozenMapping))
+            parts.append(f"{name}={value!r}" if plain else f"{name}=<{type(value).__name__}>")
         return f"DatasetSpec({', '.join(parts)})"
+
+
+_DATASET_REPR_FIELDS = (
+    "format",
+    "split",
+    "text_field",
+    "columns",
+    "on_bad_rows",
+    "weight",
+    "count",
+    "eval",
+    "streaming",
+)
 
 
 # --------------------------------------------------------------------------------------------- adapters
@@ -427,6 +521,74 @@ class TokensSpec:
     chat_template: str | None = attrs.field(default=None, validator=_optional_str)
     eos: str | None = attrs.field(default=None, validator=_optional_str)
     pad: str | None = attrs.field(default=None, validator=_optional_str)
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+DISTRIBUTED_KINDS = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
+"""How several training processes share the work: data parallel, FSDP, or DeepSpeed ZeRO stage 2 or 3."""
+
+DISTRIBUTED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ddp": ("find_unused_parameters", "static_graph", "bucket_cap_mb", "broadcast_buffers"),
+    "fsdp": (
+        "version",
+        "auto_wrap_policy",
+        "transformer_layer_cls_to_wrap",
+        "min_num_params",
+        "cpu_offload",
+        "activation_checkpointing",
+        "state_dict_type",
+        "reshard_after_forward",
+        "cpu_ram_efficient_loading",
+    ),
+    "deepspeed_zero2": ("offload_optimizer", "config"),
+    "deepspeed_zero3": ("offload_optimizer", "offload_param", "config"),
+}
+"""The options each kind takes, besides ``backend`` and ``timeout`` (which every kind takes)."""
+
+_COMMON_DISTRIBUTED_OPTIONS = ("backend", "timeout")
+
+
+@attrs.frozen
+class DistributedSpec:
+    """Training in several processes, on one machine or several, under ``accelerate`` or ``torchrun``.
+
+    ``kind`` is one of ``DISTRIBUTED_KINDS``. ``num_processes`` is the number of processes on each machine
+    (``None``: one per GPU); ``num_machines`` how many machines take part. ``options`` tune the kind (see
+    ``DISTRIBUTED_OPTIONS``); each is checked here, when the recipe is built.
+    """
+
+    kind: str = attrs.field(validator=_one_of(*DISTRIBUTED_KINDS))
+    num_processes: int | None = attrs.field(default=None, validator=_optional_count)
+    num_machines: int = attrs.field(default=1, validator=[of_type(int), _number(ge=1)])
+    options: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_freeze_mapping)
+
+    def __attrs_post_init__(self) -> None:
+        known = (*DISTRIBUTED_OPTIONS[self.kind], *_COMMON_DISTRIBUTED_OPTIONS)
+        unknown = [name for name in self.options if name not in known]
+        if unknown:
+            raise RecipeError(
+                f"distributed({self.kind!r}) has no option {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(map(repr, known))}."
+            )
+        for name in ("offload_optimizer", "offload_param"):
+            if self.options.get(name) not in (None, "cpu", "nvme"):
+                raise RecipeError(f"{name!r} must be 'cpu', 'nvme' or None (got {self.options[name]!r}).")
+        config = self.options.get("config")
+        if config is not None and not isinstance(config, Mapping):
+            raise RecipeError(
+                f"'config' must be a mapping of DeepSpeed settings to merge (got {type(config).__name__})."
+            )
+
+    @property
+    def is_deepspeed(self) -> bool:
+        """Whether the kind is one of the DeepSpeed ZeRO stages."""
+        return self.kind.startswith("deepspeed")
+
+    @property
+    def zero_stage(self) -> int | None:
+        """The DeepSpeed ZeRO stage (2 or 3), or None for DDP and FSDP."""
+        return int(self.kind[-1]) if self.is_deepspeed else None
 
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:

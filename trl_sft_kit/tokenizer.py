@@ -34,7 +34,16 @@ MODEL_ENV = "TRL_SFT_KIT_MODEL"
 """The environment variable naming the model when a recipe has no ``.model(...)``."""
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
 def load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
+    """The tokenizer to train with: a copy of a loaded one, or loaded from the model's folder or hub id.
+
+    Raises:
+        BackendError: a model path that does not exist (said before any hub lookup), or a failed load.
+        RecipeError: a loaded model given without its tokenizer.
+    """
     from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
     source = spec.tokenizer if spec.tokenizer is not None else spec.source
@@ -43,8 +52,14 @@ def load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
     if not isinstance(source, str):
         raise RecipeError(
             "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) "
-            "(a loaded tokenizer or a "
-            "path)."
+            "(a loaded tokenizer or a path)."
+        )
+    if not Path(source).expanduser().exists() and (
+        source.startswith((".", "/", "~")) or not _HUB_ID.match(source)
+    ):
+        raise BackendError(
+            f"the model path {source!r} (taken from {origin}) does not exist. Check the path: pass a local "
+            f"folder or a hub id with .model(...), or set ${MODEL_ENV}."
         )
     try:
         return AutoTokenizer.from_pretrained(

@@ -1,35 +1,53 @@
-"""The data stage of ``compile()``: from a recipe's source to the rows the trainer sees.
+"""The data stage of ``compile()``: from a recipe's sources to the rows the trainer sees.
 
-read → rename columns → detect → convert → check against the recipe → tokenize with the kit's loss masks
-→ truncate (counted) → pack (reported). Conversion works on Python rows and tokenization reads them
-directly, so nothing passes through an Arrow round trip on the way. ``compile()`` and ``inspect`` share
-this stage; neither needs a model for it.
+For each source: read → rename columns → detect → convert → check against the recipe → hold out
+evaluation rows → tokenize with the kit's loss masks → truncate (counted). Then the sources are mixed by
+weight or count (``trl_sft_kit.data.mixture``) and packed (reported). Conversion works on Python rows and
+tokenization reads them directly, so nothing passes through an Arrow round trip on the way. Streamed
+sources take the lazy route of ``trl_sft_kit.data.streaming``; ``compile()`` keeps the result in the
+preprocessing cache (``trl_sft_kit.data.cache``). ``compile()`` and ``inspect`` share this stage; neither
+needs a model for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from trl_sft_kit.data.prepare import convert_rows
+from trl_sft_kit.data.mixture import (
+    MixtureReport,
+    SourceShare,
+    combine_reports,
+    combine_tokenization,
+    hold_out,
+    plan_rows,
+    rng_for,
+    take_rows,
+)
+from trl_sft_kit.data.prepare import PreparedRows, convert_rows
 from trl_sft_kit.data.report import DatasetReport
-from trl_sft_kit.data.sources import load_rows
+from trl_sft_kit.data.sources import RawRows, load_rows
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset
 from trl_sft_kit.errors import RecipeError, SFTKitError
 from trl_sft_kit.formats import FormatOptions
 
 if TYPE_CHECKING:
-    from datasets import Dataset
+    from datasets import Dataset, IterableDataset
     from transformers import PreTrainedTokenizerBase
 
-    from trl_sft_kit.packing import Overflow, PackingReport
+    from trl_sft_kit.data.cache import CacheStatus
+    from trl_sft_kit.packing import Overflow, Packer, PackingReport
     from trl_sft_kit.recipe import SFTRecipe
+    from trl_sft_kit.specs import DatasetSpec
 
 __all__ = [
+    "DEFAULT_SEED",
     "SFTCONFIG_MAX_LENGTH",
     "PreparedData",
     "check_data",
+    "data_seed",
     "max_length_of",
     "prepare_training_data",
     "template_eos",
@@ -38,33 +56,58 @@ __all__ = [
 SFTCONFIG_MAX_LENGTH = 1024
 """SFTConfig's default ``max_length``, used when the recipe does not set one."""
 
+DEFAULT_SEED = 42
+"""SFTConfig's default ``seed``, used to mix and hold out rows when the recipe sets neither seed."""
+
 
 @attrs.frozen
 class PreparedData:
     """The trainer-ready rows and every report of how they were made.
 
     Attributes:
-        dataset: ``input_ids`` and ``labels`` (and ``seq_lengths`` when packed without crossing sequences).
-        rows: the canonical rows before tokenization, in order.
-        report: reading, detection and conversion.
+        dataset: ``input_ids`` and ``labels`` (and ``seq_lengths`` when packed without crossing sequences);
+            a ``datasets.IterableDataset`` for streamed sources.
+        rows: the canonical training rows before tokenization, source by source (for streamed sources,
+            the rows read to detect the format; empty when the data came from the cache).
+        report: reading, detection and conversion (of every source together for a mixture, whose shares
+            are among its notes).
         tokenization: tokens, tokens carrying loss, truncation.
         packing: the packing report, when the recipe packs.
         eos_token: the chat template's end-of-turn token when it differs from the tokenizer's eos and chat
             data is trained (the model must learn to stop on it), else None.
+        eval_dataset: the evaluation rows (held out or read from separate sets), tokenized and, when
+            ``packing(eval=True)``, packed; None without ``eval=``.
+        eval_tokenization: how the evaluation rows were tokenized.
+        eval_packing: how the evaluation rows were packed.
+        mixture: each source's rows, rows taken, share and evaluation rows, for a mixture or with ``eval=``.
+        cache: whether the preprocessing cache was used, and where (None when it was not consulted).
+        streamed: whether ``dataset`` is read while training.
     """
 
-    dataset: Dataset = attrs.field(repr=False)
+    dataset: Dataset | IterableDataset = attrs.field(repr=False)
     rows: list[dict[str, Any]] = attrs.field(repr=False)
     report: DatasetReport
     tokenization: TokenizationReport
     packing: PackingReport | None = None
     eos_token: str | None = None
+    eval_dataset: Dataset | None = attrs.field(default=None, repr=False)
+    eval_tokenization: TokenizationReport | None = None
+    eval_packing: PackingReport | None = None
+    mixture: MixtureReport | None = None
+    cache: CacheStatus | None = None
+    streamed: bool = False
 
     def summary(self) -> str:
-        """What the data became: format, rows, tokens carrying loss, truncation and packing."""
+        """What the data became: format, rows, tokens carrying loss, truncation, packing, eval and cache."""
         parts = [self.report.summary(), self.tokenization.summary()]
         if self.packing is not None:
             parts.append(f"packing: {self.packing.summary()}")
+        if self.eval_tokenization is not None:
+            parts.append("evaluation " + self.eval_tokenization.summary())
+        if self.eval_packing is not None:
+            parts.append(f"evaluation packing: {self.eval_packing.summary()}")
+        if self.cache is not None:
+            parts.append(self.cache.summary())
         return "\n".join(parts)
 
 
@@ -74,18 +117,71 @@ def max_length_of(recipe: SFTRecipe) -> int | None:
     return None if value is None else int(value)
 
 
-def prepare_training_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedData:
+def data_seed(recipe: SFTRecipe) -> int:
+    """The seed that mixes sources and holds out evaluation rows: ``data_seed``, else ``seed``, else 42."""
+    fields = recipe.training_fields
+    value = fields.get("data_seed")
+    if value is None:
+        value = fields.get("seed", DEFAULT_SEED)
+    return int(value)
+
+
+def prepare_training_data(
+    recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, use_cache: bool = False
+) -> PreparedData:
     """Run the whole data stage for ``recipe`` with ``tokenizer`` (template and tokens already applied).
+
+    Args:
+        recipe: the recipe; its sources, loss, ``max_length``, packing and seed are read.
+        tokenizer: the tokenizer; its ``eos_token`` is set to the chat template's end of turn when chat
+            data is trained (see ``template_eos``).
+        use_cache: look the result up in the preprocessing cache first and store it there after, as the
+            recipe's ``cache()`` setting and ``$TRL_SFT_KIT_CACHE`` allow (``compile()`` passes True).
 
     Raises:
         DatasetError: the data cannot be read, detected or converted (file, row and field named).
-        RecipeError: the data does not suit the recipe (loss mode, missing chat template).
+        RecipeError: the data does not suit the recipe (loss mode, missing chat template, an evaluation
+            hold-out that leaves nothing to train on).
     """
-    from trl_sft_kit.packing import get_packer, pack
-
-    spec = recipe.dataset_spec
-    if spec is None:
+    specs = recipe.dataset_specs
+    if not specs:
         raise RecipeError("no training data: add .dataset(path_or_rows).")
+    if any(spec.streaming for spec in specs):
+        from trl_sft_kit.data.streaming import prepare_streamed_data
+
+        return prepare_streamed_data(recipe, tokenizer)
+    if not use_cache:
+        return _prepare(recipe, tokenizer)
+    from trl_sft_kit.data import cache
+
+    entry = cache.lookup(recipe, tokenizer)
+    if entry.status.state == "hit":
+        loaded = cache.load(entry)
+        if loaded is not None:
+            if loaded.eos_token is not None:
+                tokenizer.eos_token = loaded.eos_token
+            return loaded
+        entry = cache.lookup(recipe, tokenizer, broken=True)
+    data = _prepare(recipe, tokenizer)
+    return attrs.evolve(data, cache=cache.store(entry, data))
+
+
+@attrs.frozen
+class _Converted:
+    """One source read, converted and checked: its rows, where each came from, and its report."""
+
+    raw: RawRows = attrs.field(repr=False)
+    prepared: PreparedRows = attrs.field(repr=False)
+    report: DatasetReport
+    loss: str
+    on_bad_rows: str = "error"
+
+    def label(self, index: int) -> str:
+        """``file.jsonl, line 12`` for the ``index``-th converted row."""
+        return self.raw.full_label(self.prepared.kept[index])
+
+
+def _convert(spec: DatasetSpec, recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> _Converted:
     raw = load_rows(spec)
     options = FormatOptions(text_field=spec.text_field, chat=bool(tokenizer.chat_template))
     prepared = convert_rows(raw, spec, options)
@@ -94,28 +190,216 @@ def prepare_training_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
     rows = prepared.rows
     conversational = report.canonical != "prompt_completion" or isinstance(rows[0].get("prompt"), list)
     loss = effective_loss(recipe.loss_spec.mode, report.canonical, conversational=conversational)
-    max_length = max_length_of(recipe)
-    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
-    eos = template_eos(recipe, report, tokenizer)
+    return _Converted(raw, prepared, report, loss, spec.on_bad_rows)
+
+
+@attrs.frozen
+class _Part:
+    """One source's training and evaluation rows, tokenized."""
+
+    converted: _Converted
+    rows: list[dict[str, Any]] = attrs.field(repr=False)
+    train: Dataset = attrs.field(repr=False)
+    tokenization: TokenizationReport
+    eval: Dataset | None = attrs.field(default=None, repr=False)
+    eval_tokenization: TokenizationReport | None = None
+    eval_source: str | None = None
+
+
+def _prepare(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedData:
+    from trl_sft_kit.packing import get_packer
+
+    specs = recipe.dataset_specs
+    seed = data_seed(recipe)
+    converted = [_convert(spec, recipe, tokenizer) for spec in specs]
+    eos = None
+    for source in converted:
+        eos = template_eos(recipe, source.report, tokenizer)
+        if eos is not None or source.report.canonical != "text":
+            break
     if eos is not None:
         tokenizer.eos_token = eos
-    tokenized, tokenization = tokenize_dataset(
+    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
+    pack_eval = packer is not None and recipe.packing_spec is not None and recipe.packing_spec.eval
+    parts = [
+        _tokenize_source(
+            index, spec, source, recipe, tokenizer, packer=packer, pack_eval=pack_eval, seed=seed
+        )
+        for index, (spec, source) in enumerate(zip(specs, converted, strict=True))
+    ]
+
+    mixed = len(specs) > 1 or any(spec.weight is not None or spec.count is not None for spec in specs)
+    sizes = [len(part.train) for part in parts]
+    if mixed:
+        taken = plan_rows(sizes, [spec.weight for spec in specs], [spec.count for spec in specs])
+        train = _mix([part.train for part in parts], taken, seed)
+    else:
+        taken, train = sizes, parts[0].train
+    mixture = None
+    if mixed or any(part.eval is not None for part in parts):
+        mixture = MixtureReport(
+            tuple(
+                SourceShare(
+                    name=part.converted.report.source,
+                    format=part.converted.report.format,
+                    canonical=part.converted.report.canonical,
+                    rows=size,
+                    taken=count,
+                    weight=spec.weight,
+                    count=spec.count,
+                    eval_rows=len(part.eval) if part.eval is not None else 0,
+                    eval_source=part.eval_source,
+                )
+                for spec, part, size, count in zip(specs, parts, sizes, taken, strict=True)
+            ),
+            seed=seed,
+        )
+
+    report = combine_reports([part.converted.report for part in parts])
+    if mixture is not None:
+        report = attrs.evolve(report, notes=(*report.notes, *mixture.summary().splitlines()))
+    tokenization = combine_tokenization([part.tokenization for part in parts])
+    evals = [part for part in parts if part.eval is not None]
+    eval_dataset = None
+    eval_tokenization = None
+    if evals:
+        eval_dataset = _concatenate([cast("Dataset", part.eval) for part in evals])
+        eval_tokenization = combine_tokenization(
+            [cast("TokenizationReport", part.eval_tokenization) for part in evals]
+        )
+
+    packing = eval_packing = None
+    if packer is not None and recipe.packing_spec is not None:
+        train, packing = _pack(train, packer, recipe)
+        if eval_dataset is not None and pack_eval:
+            eval_dataset, eval_packing = _pack(eval_dataset, packer, recipe)
+    rows = [row for part in parts for row in part.rows]
+    return PreparedData(
+        train,
+        rows,
+        report,
+        tokenization,
+        packing,
+        eos,
+        eval_dataset=eval_dataset,
+        eval_tokenization=eval_tokenization,
+        eval_packing=eval_packing,
+        mixture=mixture,
+    )
+
+
+def _tokenize_source(
+    index: int,
+    spec: DatasetSpec,
+    source: _Converted,
+    recipe: SFTRecipe,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    packer: Packer | None,
+    pack_eval: bool,
+    seed: int,
+) -> _Part:
+    """Hold out (or read) the source's evaluation rows and tokenize both parts."""
+    rows = source.prepared.rows
+    keep = list(range(len(rows)))
+    eval_rows: list[dict[str, Any]] = []
+    eval_label: Callable[[int], str] = source.label
+    eval_from: _Converted | None = None
+    if spec.holds_out:
+        train_at, eval_at = hold_out(
+            len(rows), spec.eval, rng_for(seed, 1, index), source=source.report.source
+        )
+        keep = train_at.tolist()
+        held = eval_at.tolist()
+        eval_rows = [rows[at] for at in held]
+        eval_label = lambda at: source.label(held[at])  # noqa: E731
+    elif spec.eval is not None:
+        eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
+        eval_from = _convert(eval_spec, recipe, tokenizer)
+        eval_rows = eval_from.prepared.rows
+        eval_label = eval_from.label
+    train_rows = [rows[at] for at in keep] if len(keep) != len(rows) else rows
+    train, tokenization = _tokenize(
+        train_rows,
+        tokenizer,
+        recipe,
+        source,
+        truncate=packer is None,
+        label=lambda at: source.label(keep[at]),
+    )
+    part = _Part(source, train_rows, train, tokenization)
+    if eval_rows:
+        kind = eval_from if eval_from is not None else source
+        evaluated, eval_tokenization = _tokenize(
+            eval_rows, tokenizer, recipe, kind, truncate=not pack_eval, label=eval_label
+        )
+        part = attrs.evolve(
+            part,
+            eval=evaluated,
+            eval_tokenization=eval_tokenization,
+            eval_source=eval_from.report.source if eval_from is not None else None,
+        )
+    return part
+
+
+def _tokenize(
+    rows: list[dict[str, Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    recipe: SFTRecipe,
+    source: _Converted,
+    *,
+    truncate: bool,
+    label: Callable[[int], str],
+) -> tuple[Dataset, TokenizationReport]:
+    return tokenize_dataset(
         rows,
         tokenizer,
-        canonical=report.canonical,
-        loss=loss,
+        canonical=source.report.canonical,
+        loss=source.loss,
         turns=recipe.loss_spec.turns,
-        max_length=max_length,
-        truncate=packer is None,
-        on_bad_rows=spec.on_bad_rows,
-        row_label=lambda index: raw.full_label(prepared.kept[index]),
+        max_length=max_length_of(recipe),
+        truncate=truncate,
+        on_bad_rows=source.on_bad_rows,
+        row_label=label,
     )
-    packing = None
-    if packer is not None and recipe.packing_spec is not None:
-        assert max_length is not None  # validate() refuses packing without max_length
-        overflow = cast("Overflow | None", recipe.packing_spec.overflow)
-        tokenized, packing = pack(tokenized, packer, max_length=max_length, overflow=overflow)
-    return PreparedData(tokenized, rows, report, tokenization, packing, eos)
+
+
+def _mix(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
+    """The rows each source gives (repeated or sampled), concatenated and shuffled by the seed."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    tables = []
+    for index, (dataset, wanted) in enumerate(zip(datasets, taken, strict=True)):
+        chosen = take_rows(len(dataset), wanted, rng_for(seed, 2, index))
+        tables.append(_table(dataset).take(pa.array(chosen)))
+    table = pa.concat_tables(tables)
+    order = rng_for(seed, 3).permutation(table.num_rows)
+    return Dataset(table.take(pa.array(order)))
+
+
+def _concatenate(datasets: list[Dataset]) -> Dataset:
+    import pyarrow as pa
+    from datasets import Dataset
+
+    if len(datasets) == 1:
+        return datasets[0]
+    return Dataset(pa.concat_tables([_table(dataset) for dataset in datasets]))
+
+
+def _table(dataset: Dataset) -> Any:
+    """The Arrow table of a freshly built dataset (no indices mapping), with only its schema's metadata."""
+    return dataset.data.table
+
+
+def _pack(dataset: Dataset, packer: Packer, recipe: SFTRecipe) -> tuple[Dataset, PackingReport]:
+    from trl_sft_kit.packing import pack
+
+    max_length = max_length_of(recipe)
+    assert max_length is not None and recipe.packing_spec is not None  # validate() refuses otherwise
+    overflow = cast("Overflow | None", recipe.packing_spec.overflow)
+    packed, report = pack(dataset, packer, max_length=max_length, overflow=overflow)
+    return packed, report
 
 
 def template_eos(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> str | None:

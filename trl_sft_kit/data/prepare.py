@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -95,7 +97,9 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     rows: list[dict[str, Any]] = []
     kept: list[int] = []
     skipped: list[SkippedRow] = []
-    for index, row in enumerate(raw.rows):
+    from trl_sft_kit.data.tokenize import progress
+
+    for index, row in enumerate(progress(raw.rows, "converting")):
         try:
             rows.append(convert_row(registration, _as_object(row), options, raw.full_label(index)))
             kept.append(index)
@@ -168,11 +172,17 @@ def to_dataset(rows: list[dict[str, Any]]) -> Dataset:
     (``tool_calls``, ``name``, ...) gets that key as null, and tool-call arguments of different shapes cannot
     be stored at all. So when any message has more than ``role`` and ``content``, the message columns use
     the ``Json`` feature of ``datasets`` (>= 4.7, the form TRL documents for tool calls), each message
-    written by Python's ``json`` (``datasets`` would round floats to 10 digits); otherwise plain structs.
-    Every column that any row has is kept (``Dataset.from_list`` reads the first row's keys only).
+    written by the kit (``datasets`` would round floats to 10 digits); otherwise plain structs. Every
+    column that any row has is kept (``Dataset.from_list`` reads the first row's keys only).
 
-    ``datasets`` reads ``Json`` back with pandas' fast parser, which can return a float one unit in the
-    last place off (``442.77543`` as ``442.77543000000003``); ``json_read_back_problems`` finds such rows.
+    ``datasets`` reads ``Json`` back with pandas' fast parser, which keeps 15 digits after a decimal
+    point and reads no integer outside 64 bits. So floats are written in scientific notation
+    (``2.2552157890716e-4``, not ``0.00022552157890716``, whose last two digits it would drop) and come
+    back at most a few units in the last place off (``442.77543`` as ``442.77543000000003``), subnormal
+    floats (below ``2.2e-308``) maybe as ``0.0``; an integer outside ``[-2**63, 2**64)`` is written as
+    the nearest float, since written as it is ``datasets`` would keep the whole message as one JSON
+    string, or read back another integer. ``json_read_back_problems`` finds the rows whose numbers come
+    back changed.
 
     Raises:
         DatasetError: messages need the ``Json`` feature and the installed ``datasets`` is older than 4.7.
@@ -204,8 +214,59 @@ def to_dataset(rows: list[dict[str, Any]]) -> Dataset:
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
 
 
+_READABLE_INTS = range(-(2**63), 2**64)
+"""The integers that pandas' JSON parser (the one ``datasets``' ``Json`` feature reads with) reads back."""
+
+
 def _json(value: Any) -> str:
+    """``value`` as JSON text for ``datasets``' ``Json`` feature, numbers written as ``to_dataset`` says.
+
+    Otherwise as Python's ``json`` writes it: the same strings, keys, nesting and errors for other types.
+    """
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(_key(key), ensure_ascii=False)}: {_json(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_json(item) for item in value) + "]"
+    if isinstance(value, float):
+        return _float_json(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _READABLE_INTS:
+        return _float_json(_nearest_float(value))
     return json.dumps(value, ensure_ascii=False)
+
+
+def _key(key: Any) -> str:
+    """An object key as ``json`` writes it: strings as they are, ``True`` as ``true``, ``1`` as ``1``, ..."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _nearest_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _float_json(value: float) -> str:
+    """A float in scientific notation with its shortest exact digits: ``8.501873609991611e-2``.
+
+    pandas' parser reads at most 15 digits after a decimal point, and ``repr`` writes up to 17 significant
+    digits with as many leading zeros as the exponent needs (``0.08501873609991611``): written with one digit
+    before the point, every digit but a 17th is read. ``NaN``, infinities and zeros are written as ``json``
+    writes them.
+    """
+    if not math.isfinite(value) or value == 0:
+        return json.dumps(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    if not isinstance(exponent, int):  # only NaN and infinities have none, and they are written above
+        return json.dumps(value)
+    text = "".join(map(str, digits))
+    fraction = f".{text[1:]}" if len(text) > 1 else ""
+    return f"{'-' if sign else ''}{text[0]}{fraction}e{exponent + len(text) - 1}"
 
 
 def _has_rich_messages(values: list[Any]) -> bool:
@@ -220,7 +281,7 @@ def _has_delicate_numbers(value: Any) -> bool:
     if isinstance(value, float):
         return True
     if isinstance(value, int) and not isinstance(value, bool):
-        return not -(2**63) <= value < 2**64
+        return value not in _READABLE_INTS
     if isinstance(value, dict):
         return any(_has_delicate_numbers(item) for item in value.values())
     if isinstance(value, list):

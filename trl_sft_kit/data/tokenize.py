@@ -7,7 +7,7 @@ Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -165,7 +165,7 @@ def tokenize_dataset(
     labels: list[list[int]] = []
     skipped: list[SkippedRow] = []
     counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
-    for index, row in enumerate(dataset):
+    for index, row in enumerate(progress(dataset, "tokenizing")):
         try:
             masked = tokenize_row(tokenizer, row, canonical, loss, turns=turns)
         except RowError as exc:
@@ -206,6 +206,27 @@ def tokenize_dataset(
             + ". Raise max_length, or check the loss settings and per-turn 'train' flags.",
         )
     return Dataset.from_dict({"input_ids": input_ids, "labels": labels}), report
+
+
+PROGRESS_MIN_ROWS = 1000
+"""Data stages show a progress bar from this many rows on (and only on a terminal or in a notebook)."""
+
+
+def progress(rows: Sized, desc: str) -> Any:
+    """``rows`` wrapped in a tqdm progress bar when there are enough of them for it to matter.
+
+    The bar goes to stderr, only on a terminal or in a notebook (``disable=None``), and is removed when
+    done; ``TQDM_DISABLE=1`` turns every bar off.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        rows,
+        desc=desc,
+        unit="row",
+        leave=False,
+        disable=None if len(rows) >= PROGRESS_MIN_ROWS else True,
+    )
 
 
 def is_conversational_prompt(rows: Sequence[Mapping[str, Any]]) -> bool:

@@ -53,7 +53,9 @@ class Detection:
         """A readable sentence or two: which format, why, on how many sampled rows, and the runners-up.
 
         Examples:
-            >>> Detection("alpaca", "prompt_completion", "has 'instruction' and 'output' fields", 3, 3).describe()
+            >>> reason = "has 'instruction' and 'output' fields"
+            >>> found = Detection("alpaca", "prompt_completion", reason, 3, 3)
+            >>> found.describe()
             "format 'alpaca' (detected on 3 of 3 rows): has 'instruction' and 'output' fields."
         """
         if self.forced:

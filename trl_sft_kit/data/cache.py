@@ -1,0 +1,499 @@
+"""The preprocessing cache: converted, tokenized (and packed) data kept on disk for the next ``compile()``.
+
+An entry is keyed by a SHA-256 over everything the prepared rows depend on:
+
+* the source data: each file's size and SHA-256 (a folder's files one by one), the rows of in-memory
+  data, a ``datasets.Dataset``'s fingerprint (a hub dataset's, once ``datasets`` has loaded it);
+* the data part of the recipe: every source's options (format, columns, weight, count, eval, ...), the
+  loss, ``max_length``, packing, the seed, ``tokens()``;
+* the tokenizer: its whole serialised model (vocabulary, merges, normaliser, added tokens), chat template,
+  special tokens, eos / pad / bos and padding side;
+* the kit: its version and the source of the modules that prepare data (so an edited checkout does not
+  reuse data prepared by other code), the format and packer plug-ins registered, and the versions of
+  ``transformers`` and ``tokenizers``.
+
+A change to any of them is a miss, and the data is prepared again: a cache keyed on the data alone once
+reused rows tokenized with another tokenizer and silently tripled a loss. An entry holds the datasets
+(``Dataset.save_to_disk``) and the reports (``meta.json``); it is written to a temporary folder and renamed
+into place, so a reader never sees half an entry and two processes may write the same one.
+
+Where: ``$TRL_SFT_KIT_CACHE``, default ``~/.cache/trl_sft_kit/data``; ``TRL_SFT_KIT_CACHE=off`` turns the
+cache off. ``SFTRecipe.cache()`` chooses per recipe; by default file and hub sources of at least
+``AUTO_MIN_BYTES`` are cached, in-memory data never. ``clear_cache()`` empties it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from trl_sft_kit.data.report import DatasetReport, SkippedRow
+from trl_sft_kit.specs import DatasetSpec, InlineRows, json_key, spec_to_dict
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from trl_sft_kit.data.pipeline import PreparedData
+    from trl_sft_kit.recipe import SFTRecipe
+
+__all__ = [
+    "AUTO_MIN_BYTES",
+    "CACHE_ENV",
+    "CacheEntry",
+    "CacheStatus",
+    "cache_dir",
+    "cache_key",
+    "clear_cache",
+    "enabled_for",
+    "load",
+    "lookup",
+    "store",
+    "tokenizer_fingerprint",
+]
+
+CACHE_ENV = "TRL_SFT_KIT_CACHE"
+"""The cache folder; ``off`` (or ``0``, ``false``, ``none``) turns the cache off."""
+
+AUTO_MIN_BYTES = 1 << 20
+"""With ``cache()`` left unset, file sources are cached from this many bytes on (smaller ones are quicker to
+prepare than to load)."""
+
+ENTRY_FORMAT = 1
+"""The layout of an entry; a change makes every older entry a miss."""
+
+_OFF = {"off", "0", "false", "no", "none"}
+_META = "meta.json"
+_CODE = ("data", "formats", "packing", "tokenizer.py", "specs.py")
+"""The kit's modules whose source is part of the key."""
+
+
+@attrs.frozen
+class CacheStatus:
+    """What the cache did for one ``compile()``.
+
+    Attributes:
+        state: ``"hit"`` (prepared data loaded), ``"miss"`` (prepared, then stored), or ``"off"``.
+        reason: why, in a few words.
+        key: the entry's key, when the cache was consulted.
+        path: the entry's folder, when there is one.
+    """
+
+    state: str
+    reason: str
+    key: str | None = None
+    path: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        """Whether the prepared data came from the cache."""
+        return self.state == "hit"
+
+    def summary(self) -> str:
+        """One line: ``preprocessing cache: hit (...)``."""
+        where = f", {self.path}" if self.path else ""
+        return f"preprocessing cache: {self.state} ({self.reason}{where})"
+
+
+@attrs.frozen
+class CacheEntry:
+    """Where one recipe's prepared data is (or would be) kept, and the status of the lookup."""
+
+    status: CacheStatus
+    folder: Path | None = None
+    replace: bool = False
+    """Whether an unreadable entry is in the way and must be replaced."""
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when ``$TRL_SFT_KIT_CACHE`` turns the cache off."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None and value.strip().lower() in _OFF:
+        return None
+    if value is not None and value.strip():
+        return Path(value).expanduser()
+    return Path("~/.cache/trl_sft_kit/data").expanduser()
+
+
+def clear_cache() -> int:
+    """Delete every entry of the cache; returns how many there were."""
+    root = cache_dir()
+    if root is None or not root.is_dir():
+        return 0
+    entries = [path for path in root.iterdir() if path.is_dir()]
+    for path in entries:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(entries)
+
+
+def lookup(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, broken: bool = False) -> CacheEntry:
+    """Decide whether the cache applies to ``recipe`` and find its entry.
+
+    ``broken=True`` says an entry was found but could not be read: it is then prepared again and replaced.
+    """
+    root = cache_dir()
+    if root is None:
+        return CacheEntry(CacheStatus("off", f"${CACHE_ENV} turns it off"))
+    enabled, why = _decision(recipe)
+    if not enabled:
+        return CacheEntry(CacheStatus("off", why))
+    try:
+        key = cache_key(recipe, tokenizer)
+    except _UncacheableError as exc:
+        return CacheEntry(CacheStatus("off", str(exc)))
+    folder = root / key
+    if broken:
+        status = CacheStatus("miss", "the entry could not be read", key, str(folder))
+        return CacheEntry(status, folder, replace=True)
+    if (folder / _META).is_file():
+        return CacheEntry(CacheStatus("hit", "prepared data reused", key, str(folder)), folder)
+    return CacheEntry(
+        CacheStatus("miss", "no entry for this data, recipe and tokenizer", key, str(folder)), folder
+    )
+
+
+def _decision(recipe: SFTRecipe) -> tuple[bool, str]:
+    if recipe.cache_enabled is False:
+        return False, "cache(False)"
+    if recipe.cache_enabled is True:
+        return True, "cache(True)"
+    size = 0
+    for spec in recipe.dataset_specs:
+        source = spec.source
+        if not isinstance(source, str):
+            return False, "in-memory data is not cached unless cache(True)"
+        path = Path(source).expanduser()
+        if path.is_file():
+            size += path.stat().st_size
+        elif path.is_dir():
+            size += sum(file.stat().st_size for file in _data_files(path))
+        else:
+            return True, "a hub dataset"
+    if size < AUTO_MIN_BYTES:
+        return False, f"sources under {AUTO_MIN_BYTES // (1 << 20)} MiB are not cached unless cache(True)"
+    return True, "sources of at least 1 MiB"
+
+
+def enabled_for(recipe: SFTRecipe) -> bool:
+    """Whether ``compile()`` uses the cache for ``recipe`` (settings only: no data is read or hashed)."""
+    if cache_dir() is None or any(spec.streaming for spec in recipe.dataset_specs):
+        return False
+    return _decision(recipe)[0]
+
+
+class _UncacheableError(Exception):
+    """A source whose content cannot be fingerprinted."""
+
+
+# ------------------------------------------------------------------------------------------ key
+
+
+def cache_key(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> str:
+    """The SHA-256 key of the prepared data of ``recipe`` with ``tokenizer`` (see the module docstring)."""
+    return _digest(key_parts(recipe, tokenizer))
+
+
+def key_parts(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """Everything the key covers, as plain data (for debugging a miss)."""
+    from trl_sft_kit.data.pipeline import data_seed, max_length_of
+
+    packing = None
+    if recipe.packing_spec is not None:
+        from trl_sft_kit.packing import available_packers
+
+        packing = {
+            **spec_to_dict(recipe.packing_spec),
+            "packer": _registration(available_packers(), recipe.packing_spec.strategy),
+        }
+    return {
+        "entry_format": ENTRY_FORMAT,
+        "kit": {"version": _version("trl-sft-kit"), "code": _kit_code()},
+        "libraries": {name: _version(name) for name in ("transformers", "tokenizers")},
+        "formats": _format_registrations(),
+        "sources": [_source_part(spec) for spec in recipe.dataset_specs],
+        "recipe": {
+            "loss": spec_to_dict(recipe.loss_spec),
+            "max_length": max_length_of(recipe),
+            "packing": packing,
+            "seed": data_seed(recipe),
+            "tokens": spec_to_dict(recipe.tokens_spec),
+        },
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+    }
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """What the tokenizer's output depends on: its serialised model, chat template and special tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        model = _sha256(backend.to_str().encode())
+    else:  # a slow tokenizer: its vocabulary and added tokens
+        model = _sha256(json_key(sorted(tokenizer.get_vocab().items())).encode())
+    added = {str(index): str(token) for index, token in sorted(tokenizer.added_tokens_decoder.items())}
+    return {
+        "class": type(tokenizer).__name__,
+        "model": model,
+        "added_tokens": _sha256(json_key(added).encode()),
+        "chat_template": _sha256(json_key(tokenizer.chat_template).encode()),
+        "special_tokens": {key: str(value) for key, value in tokenizer.special_tokens_map.items()},
+        "eos": tokenizer.eos_token,
+        "pad": tokenizer.pad_token,
+        "bos": tokenizer.bos_token,
+        "padding_side": getattr(tokenizer, "padding_side", None),
+        "add_bos_token": getattr(tokenizer, "add_bos_token", None),
+        "add_eos_token": getattr(tokenizer, "add_eos_token", None),
+    }
+
+
+def _source_part(spec: DatasetSpec) -> dict[str, Any]:
+    options = {key: value for key, value in spec_to_dict(spec).items() if key not in ("source", "eval")}
+    part: dict[str, Any] = {"options": options, "data": _fingerprint(spec.source, spec)}
+    if spec.holds_out:
+        part["eval"] = spec.eval
+    elif spec.eval is not None:
+        part["eval"] = _fingerprint(spec.eval, spec)
+    return part
+
+
+def _fingerprint(source: Any, spec: DatasetSpec) -> dict[str, Any]:
+    """The content of one source, as sizes and digests."""
+    if isinstance(source, InlineRows):
+        return {"inline_rows": _sha256(json_key(list(source)).encode())}
+    if isinstance(source, str):
+        path = Path(source).expanduser()
+        if path.is_file():
+            return {"file": str(path.resolve()), **_file_digest(path)}
+        if path.is_dir():
+            files = [
+                {"path": str(file.relative_to(path)), **_file_digest(file)} for file in _data_files(path)
+            ]
+            return {"folder": str(path.resolve()), "files": files}
+        return {"hub": source, "split": spec.split, "fingerprint": _hub_fingerprint(source, spec)}
+    datasets = sys.modules.get("datasets")
+    if datasets is not None and isinstance(source, datasets.DatasetDict) and spec.split in source:
+        source = source[spec.split]
+    fingerprint = getattr(source, "_fingerprint", None)
+    if not fingerprint:
+        raise _UncacheableError(f"a {type(source).__name__} has no fingerprint to key the cache on")
+    return {"dataset": str(fingerprint)}
+
+
+def _hub_fingerprint(name: str, spec: DatasetSpec) -> str:
+    import datasets
+
+    try:
+        return str(datasets.load_dataset(name, split=spec.split)._fingerprint)
+    except Exception as exc:
+        raise _UncacheableError(
+            f"the hub dataset {name!r} could not be fingerprinted ({type(exc).__name__})"
+        ) from exc
+
+
+def _data_files(folder: Path) -> list[Path]:
+    from trl_sft_kit.data.sources import _is_data_file
+
+    return sorted(path for path in folder.rglob("*") if _is_data_file(path, folder))
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+_KIT_CODE: str | None = None
+
+
+def _kit_code() -> str:
+    """A digest of the source of the modules that prepare data (computed once per process)."""
+    global _KIT_CODE
+    if _KIT_CODE is None:
+        root = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256()
+        for name in _CODE:
+            target = root / name
+            files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+            for file in files:
+                digest.update(str(file.relative_to(root)).encode())
+                digest.update(file.read_bytes())
+        _KIT_CODE = digest.hexdigest()
+    return _KIT_CODE
+
+
+def _format_registrations() -> list[list[str]]:
+    from trl_sft_kit.formats import available_formats
+
+    return [_describe(registration) for registration in available_formats()]
+
+
+def _registration(registrations: Any, name: str) -> list[str] | None:
+    for registration in registrations:
+        if registration.name == name:
+            return _describe(registration)
+    return None
+
+
+def _describe(registration: Any) -> list[str]:
+    plugin = registration.plugin
+    kind = type(plugin)
+    provider = str(registration.provider)
+    shown = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(plugin))[:200]  # no addresses: the key must not vary
+    return [str(registration.name), provider, f"{kind.__module__}.{kind.__qualname__}", shown]
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(parts: Mapping[str, Any]) -> str:
+    return _sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode())
+
+
+# ------------------------------------------------------------------------------------------ entries
+
+
+def load(entry: CacheEntry) -> PreparedData | None:
+    """The prepared data of a hit, or None when the entry cannot be read (it is then prepared again)."""
+    from datasets import load_from_disk
+
+    from trl_sft_kit.data.pipeline import PreparedData
+
+    folder = entry.folder
+    if folder is None:
+        return None
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        if meta.get("entry_format") != ENTRY_FORMAT:
+            return None
+        with _quiet():
+            dataset = load_from_disk(str(folder / "train"))
+            eval_dataset = load_from_disk(str(folder / "eval")) if meta.get("has_eval") else None
+        return PreparedData(
+            dataset,
+            [],
+            _dataset_report(meta["report"]),
+            _tokenization(meta["tokenization"]),
+            _packing(meta.get("packing")),
+            meta.get("eos_token"),
+            eval_dataset=eval_dataset,
+            eval_tokenization=_optional(_tokenization, meta.get("eval_tokenization")),
+            eval_packing=_packing(meta.get("eval_packing")),
+            mixture=_optional(_mixture, meta.get("mixture")),
+            cache=entry.status,
+        )
+    except Exception:  # a damaged or foreign entry is prepared again, never trusted
+        return None
+
+
+def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
+    """Write ``data`` as the entry (atomically) and return the status to report.
+
+    A failure to write (a full disk, a read-only folder) is reported in the status, never raised: the
+    data is prepared and training goes on.
+    """
+    folder = entry.folder
+    if folder is None or entry.status.state == "off":
+        return entry.status
+    staging = folder.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        staging.mkdir(parents=True)
+        with _quiet():
+            data.dataset.save_to_disk(str(staging / "train"))
+            if data.eval_dataset is not None:
+                data.eval_dataset.save_to_disk(str(staging / "eval"))
+        meta = {
+            "entry_format": ENTRY_FORMAT,
+            "has_eval": data.eval_dataset is not None,
+            "eos_token": data.eos_token,
+            "report": attrs.asdict(data.report),
+            "tokenization": attrs.asdict(data.tokenization),
+            "packing": attrs.asdict(data.packing) if data.packing is not None else None,
+            "eval_tokenization": _asdict(data.eval_tokenization),
+            "eval_packing": _asdict(data.eval_packing),
+            "mixture": _asdict(data.mixture),
+        }
+        (staging / _META).write_text(json.dumps(meta, ensure_ascii=False, default=str), encoding="utf-8")
+        if folder.exists():
+            if not entry.replace:  # another process stored the same entry meanwhile
+                shutil.rmtree(staging, ignore_errors=True)
+                return attrs.evolve(entry.status, reason="prepared; another process stored it meanwhile")
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process renamed its copy into place first: same key, same content
+            shutil.rmtree(staging, ignore_errors=True)
+        return attrs.evolve(entry.status, state="miss", reason="prepared and stored")
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        return attrs.evolve(entry.status, state="miss", reason=f"prepared; could not be stored ({exc})")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bars from ``datasets`` while an entry is written or read."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
+
+
+def _asdict(value: Any) -> Any:
+    return attrs.asdict(value) if value is not None else None
+
+
+def _optional(read: Any, value: Any) -> Any:
+    return read(value) if value is not None else None
+
+
+def _skipped(rows: list[dict[str, Any]]) -> tuple[SkippedRow, ...]:
+    return tuple(SkippedRow(**row) for row in rows)
+
+
+def _dataset_report(data: dict[str, Any]) -> DatasetReport:
+    return DatasetReport(**{**data, "skipped": _skipped(data["skipped"]), "notes": tuple(data["notes"])})
+
+
+def _tokenization(data: dict[str, Any]) -> Any:
+    from trl_sft_kit.data.tokenize import TokenizationReport
+
+    return TokenizationReport(**{**data, "skipped": _skipped(data["skipped"])})
+
+
+def _packing(data: dict[str, Any] | None) -> Any:
+    if data is None:
+        return None
+    from trl_sft_kit.packing import PackingReport
+
+    return PackingReport(**data)
+
+
+def _mixture(data: dict[str, Any]) -> Any:
+    from trl_sft_kit.data.mixture import MixtureReport, SourceShare
+
+    sources = tuple(SourceShare(**source) for source in data["sources"])
+    return MixtureReport(**{**data, "sources": sources})
