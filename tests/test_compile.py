@@ -347,3 +347,15 @@ def test_eos_follows_the_chat_templates_end_of_turn(
         .compile()
     )
     assert chosen.trainer.processing_class.eos_token == "<|endoftext|>"
+
+
+def test_training_log_starts_with_the_data_and_packing_report(
+    tiny_model_dir: Path, fast_training: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    compiled = _recipe(tiny_model_dir, fast_training).packing("ffd").training(max_steps=1).compile()
+    assert compiled.packing is not None
+    compiled.train()
+    logged = capfd.readouterr().err
+    assert "[trl_sft_kit] training on:" in logged
+    assert compiled.packing.summary() in logged
+    assert compiled.tokenization.summary().splitlines()[0] in logged

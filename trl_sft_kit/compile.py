@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import re
 from pathlib import Path
@@ -105,6 +106,8 @@ class Compiled:
             clear=main_process,
         )
         _wait_for_everyone(self.trainer)
+        if main_process:  # what is trained on, at the head of the training log
+            run_logger().info("training on:\n%s", self.summary())
         record = {"data_fingerprint": fingerprint, "seeds": seeds, "versions": _versions()}
         try:
             with runs.run_callback(self.trainer, record) as watch:
@@ -161,6 +164,21 @@ class Compiled:
 
             save_loss_plot(self.trainer.state.log_history, output_dir / LOSS_PLOT_FILE)
         return result
+
+
+def run_logger() -> logging.Logger:
+    """The kit's logger: INFO to stderr, prefixed ``[trl_sft_kit]``, unless the application configured it.
+
+    Silence it with ``logging.getLogger("trl_sft_kit").setLevel(logging.WARNING)``.
+    """
+    logger = logging.getLogger("trl_sft_kit")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[trl_sft_kit] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
 
 
 def _wait_for_everyone(trainer: SFTTrainer) -> None:
