@@ -174,9 +174,12 @@ def _lines(text: str) -> list[str]:
 
 
 def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    from trl_sft_kit.data.tokenize import progress
+
     rows: list[Any] = []
     origins: list[tuple[str, int | None, int]] = []
-    for number, line in enumerate(_lines(_read_text(path)), start=1):
+    lines = _lines(_read_text(path))
+    for number, line in enumerate(progress(lines, f"reading {path.name}"), start=1):
         if not line.strip():
             continue
         try:
