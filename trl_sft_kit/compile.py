@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +167,18 @@ class Compiled:
         return result
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (notebooks and pytest replace it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def run_logger() -> logging.Logger:
     """The kit's logger: INFO to stderr, prefixed ``[trl_sft_kit]``, unless the application configured it.
 
@@ -173,7 +186,7 @@ def run_logger() -> logging.Logger:
     """
     logger = logging.getLogger("trl_sft_kit")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[trl_sft_kit] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
