@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trl_sft_kit.data.sources import is_hub_id
 from trl_sft_kit.errors import BackendError, RecipeError
 from trl_sft_kit.specs import ModelSpec
 
@@ -34,9 +35,6 @@ MODEL_ENV = "TRL_SFT_KIT_MODEL"
 """The environment variable naming the model when a recipe has no ``.model(...)``."""
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
 def load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
     """The tokenizer to train with: a copy of a loaded one, or loaded from the model's folder or hub id.
 
@@ -54,9 +52,7 @@ def load_tokenizer(spec: ModelSpec, origin: str) -> PreTrainedTokenizerBase:
             "a loaded model needs its tokenizer: pass .model(model, tokenizer=tokenizer) "
             "(a loaded tokenizer or a path)."
         )
-    if not Path(source).expanduser().exists() and (
-        source.startswith((".", "/", "~")) or not _HUB_ID.match(source)
-    ):
+    if not Path(source).expanduser().exists() and not is_hub_id(source):
         raise BackendError(
             f"the model path {source!r} (taken from {origin}) does not exist. Check the path: pass a local "
             f"folder or a hub id with .model(...), or set ${MODEL_ENV}."

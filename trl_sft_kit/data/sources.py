@@ -101,9 +101,14 @@ def load_rows(spec: DatasetSpec) -> RawRows:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` has the shape of a Hugging Face Hub id (``org/name`` or ``name``), not of a path."""
+    return bool(_HUB_ID.match(name))
+
+
 def _looks_like_path(source: str) -> bool:
     """Whether a missing source was meant as a file rather than a hub id (``org/name`` or ``name``)."""
-    return source.lower().endswith(SUPPORTED_SUFFIXES) or not _HUB_ID.match(source)
+    return source.lower().endswith(SUPPORTED_SUFFIXES) or not is_hub_id(source)
 
 
 def _is_data_file(path: Path, folder: Path) -> bool:

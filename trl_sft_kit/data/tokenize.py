@@ -7,7 +7,7 @@ Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sized
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -227,8 +227,3 @@ def progress(rows: Sized, desc: str) -> Any:
         leave=False,
         disable=None if len(rows) >= PROGRESS_MIN_ROWS else True,
     )
-
-
-def is_conversational_prompt(rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether prompt-completion rows hold message lists (checks the first row)."""
-    return bool(rows) and isinstance(rows[0].get("prompt"), list)
