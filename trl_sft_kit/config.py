@@ -126,7 +126,7 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
         data["neftune"] = recipe.neftune_spec.alpha
     if recipe.liger_enabled:
         data["liger"] = True
-    if recipe.loss_spec.turns != "all":
+    if recipe.loss_spec.turns != "all" or recipe.loss_spec.roles != ("assistant",):
         data["loss"] = spec_to_dict(recipe.loss_spec)
     elif recipe.loss_spec.mode != "auto":
         data["loss"] = recipe.loss_spec.mode
@@ -538,7 +538,11 @@ def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
         options = dict(data["loss"])
         mode = options.pop("mode", "auto")
         return _call(
-            recipe.loss, "loss", _expect(mode, str, "loss.mode"), keys={"turns": "loss.turns"}, **options
+            recipe.loss,
+            "loss",
+            _expect(mode, str, "loss.mode"),
+            keys={"turns": "loss.turns", "roles": "loss.roles"},
+            **options,
         )
     if data.get("loss") is not None:
         return _call(recipe.loss, "loss", _expect(data["loss"], str, "loss"))
@@ -558,6 +562,8 @@ def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
         return recipe.loss("completion_only")
     if completion is False:
         return recipe.loss("all")
+    if data.get("assistant_only_loss") is False:  # said outright: TRL's default, as before auto changed
+        return recipe.loss("trl")
     return recipe
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
+from trl_sft_kit.data.loss_words import loss_words
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.tokenize import PROGRESS_MIN_ROWS, TokenizationReport
 from trl_sft_kit.errors import RecipeError
@@ -433,7 +434,8 @@ class InspectReport:
         share = tokens.trained_tokens / tokens.tokens if tokens.tokens else 0.0
         return (
             f"loss: {mode}; {tokens.rows_out:,} rows, {tokens.tokens:,} tokens, "
-            f"{tokens.trained_tokens:,} carry loss ({share:.1%})"
+            f"{tokens.trained_tokens:,} carry loss ({share:.1%}: "
+            f"{loss_words(tokens.loss, tokens.roles, tokens.turns)})"
         )
 
     def _stats_lines(self, *, bar: str) -> list[str]:
@@ -720,7 +722,9 @@ def inspect_recipe(
             kind = _kind(row)
             conversational = kind != "prompt_completion" or isinstance(row.get("prompt"), list)
             loss = effective_loss(recipe.loss_spec.mode, kind, conversational=conversational)
-            masked = tokenize_row(tokenizer, row, kind, loss, turns=recipe.loss_spec.turns)
+            masked = tokenize_row(
+                tokenizer, row, kind, loss, turns=recipe.loss_spec.turns, roles=recipe.loss_spec.roles
+            )
         except (RowError, RecipeError) as exc:
             shown.append(RenderedRow(index, source, error=str(exc)))
             continue

@@ -9,7 +9,7 @@ do the heavy work.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,19 +315,31 @@ class SFTRecipe:
         """
         return attrs.evolve(self, liger_enabled=enabled)
 
-    def loss(self, mode: str = "auto", *, turns: str = "all") -> Self:
+    def loss(
+        self, mode: str = "auto", *, turns: str = "all", roles: str | Sequence[str] = ("assistant",)
+    ) -> Self:
         """Return a new recipe whose loss is computed on ``mode``'s tokens; replaces.
 
-        ``"auto"`` is TRL's default: the completion for prompt-completion data (including data converted
-        from instruction formats), every token otherwise. ``"completion_only"``, ``"assistant_only"``
-        (chat data) and ``"all"`` say it outright. The kit computes the masks itself, on any chat
-        template. With ``assistant_only``, ``turns="last"`` trains only the last assistant turn, and a
-        message with ``"train": false`` (or ``"weight": 0``) in the data is left out of the loss.
+        ``"auto"`` trains the model's own words: the assistant turns of conversations (replies, reasoning,
+        tool calls and their end of turn, not the system prompt, user turns or tool outputs), the
+        completion of prompt-completion data (including data converted from instruction formats), every
+        token of plain text. ``"trl"`` is TRL's default (the completion of prompt-completion data, every
+        token otherwise, what a flat config with ``assistant_only_loss: false`` asks for), ``"all"``
+        trains every token, and ``"completion_only"`` / ``"assistant_only"`` say it outright. The kit
+        computes the masks itself, on any chat template.
+
+        With ``assistant_only``, ``turns="last"`` trains only the last assistant turn, ``roles`` picks
+        the messages trained (``LOSS_ROLES``, like axolotl's ``roles_to_train``): ``"assistant"`` (every
+        assistant turn), ``"tool_call"`` (only the assistant turns that call a tool), ``"system"``,
+        ``"user"``, ``"tool"`` (their content); and a message with ``"train": false`` (or ``"weight": 0``)
+        in the data is left out of the loss.
 
         >>> SFTRecipe().loss("assistant_only").loss_spec.mode
         'assistant_only'
+        >>> SFTRecipe().loss("assistant_only", roles=("assistant", "system")).loss_spec.roles
+        ('assistant', 'system')
         """
-        return attrs.evolve(self, loss_spec=LossSpec(mode, turns=turns))
+        return attrs.evolve(self, loss_spec=LossSpec(mode, turns=turns, roles=roles))
 
     def chat_template(self, name_or_path: str | os.PathLike[str] | None) -> Self:
         """Return a new recipe that uses this chat template; replaces (``None`` keeps the tokenizer's).
@@ -524,8 +536,7 @@ class SFTRecipe:
             lines.append(f"packing: {packer.name} - {getattr(packer, 'description', type(packer).__name__)}")
         else:
             lines.append("packing: off")
-        turns = f", turns={self.loss_spec.turns!r}" if self.loss_spec.turns != "all" else ""
-        lines.append(f"loss: {self.loss_spec.mode}{turns} (labels computed by the kit, on any chat template)")
+        lines.append(_loss_line(self.loss_spec))
         lines.append(f"lora: {self.lora_spec!r}" if self.lora_spec else "lora: off (full fine-tune)")
         if self.quantization_spec is not None:
             lines.append(f"quantization: {self.quantization_spec!r}")
@@ -653,6 +664,28 @@ class SFTRecipe:
 
 
 _CHEAP_BYTES = 64 * 1024 * 1024
+
+
+def _loss_line(spec: LossSpec) -> str:
+    """explain()'s loss line: the mode, what it trains, and where to see the share of tokens trained."""
+    from trl_sft_kit.data.loss_words import AUTO_WORDS, loss_words
+
+    words = {
+        "auto": AUTO_WORDS,
+        "trl": "TRL's default: the completion for prompt-completion rows, every token otherwise",
+        "completion_only": loss_words("completion_only"),
+        "assistant_only": loss_words("assistant_only", spec.roles, spec.turns),
+        "all": loss_words("all"),
+    }[spec.mode]
+    options = "".join(
+        f", {name}={value!r}"
+        for name, value, default in (("turns", spec.turns, "all"), ("roles", spec.roles, ("assistant",)))
+        if value != default
+    )
+    return (
+        f"loss: {spec.mode}{options} - {words} (labels computed by the kit, on any chat template; "
+        "inspect() and the training log give the share of tokens trained)"
+    )
 
 
 def _plain_text(spec: DatasetSpec) -> bool:

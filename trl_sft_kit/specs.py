@@ -8,6 +8,7 @@ Nothing here imports torch, transformers, TRL or datasets.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -493,24 +494,55 @@ class NeftuneSpec:
     alpha: float = attrs.field(default=5.0, validator=_number(gt=0))
 
 
-LOSS_MODES = ("auto", "completion_only", "assistant_only", "all")
+LOSS_MODES = ("auto", "completion_only", "assistant_only", "all", "trl")
+"""``auto``: the model's own words (assistant turns, the completion, or all of plain text); ``trl``: TRL's
+default (the completion of prompt-completion rows, every token otherwise)."""
+
+LOSS_ROLES = ("assistant", "tool_call", "system", "user", "tool")
+"""Message roles ``loss("assistant_only", roles=...)`` can train: ``assistant`` is every assistant turn
+(reply, reasoning and tool calls), ``tool_call`` only the assistant turns that call a tool; ``system``,
+``user`` and ``tool`` (tool outputs) train those messages' content."""
+
+
+def _roles(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise RecipeError(f"'roles' must be a non-empty list of names from {LOSS_ROLES} (got {value!r}).")
+    unknown = [role for role in value if role not in LOSS_ROLES]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), LOSS_ROLES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RecipeError(
+            f"unknown loss role {unknown[0]!r}{hint}; roles are {', '.join(map(repr, LOSS_ROLES))}. "
+            "A ShareGPT 'gpt' turn is 'assistant', 'human' is 'user', 'function_call' is 'tool_call' and "
+            "'observation' is 'tool'."
+        )
+    return tuple(dict.fromkeys(value))
 
 
 @attrs.frozen
 class LossSpec:
-    """Which tokens carry loss: ``auto`` (TRL's default: completion for prompt-completion data, else all).
+    """Which tokens carry loss: ``auto`` trains the model's own words (see ``SFTRecipe.loss``).
 
-    ``turns`` (``"all"`` or ``"last"``) chooses the assistant turns trained under ``assistant_only``.
+    ``turns`` (``"all"`` or ``"last"``) chooses the assistant turns trained under ``assistant_only``, and
+    ``roles`` (``LOSS_ROLES``) the messages it trains: ``("assistant",)`` unless told.
     """
 
     mode: str = attrs.field(default="auto", validator=_one_of(*LOSS_MODES))
     turns: str = attrs.field(default="all", validator=_one_of("all", "last"))
+    roles: tuple[str, ...] = attrs.field(default=("assistant",), converter=_roles)
 
     def __attrs_post_init__(self) -> None:
         if self.turns != "all" and self.mode != "assistant_only":
             raise RecipeError(
                 f"turns={self.turns!r} picks assistant turns, so it needs loss('assistant_only', ...) "
                 f"(got loss {self.mode!r})."
+            )
+        if self.roles != ("assistant",) and self.mode != "assistant_only":
+            raise RecipeError(
+                f"roles={self.roles!r} picks the messages to train, so it needs loss('assistant_only', "
+                f"roles=...) (got loss {self.mode!r})."
             )
 
 

@@ -97,7 +97,9 @@ class TRLSFTConfig:
       ``bnb_4bit_compute_dtype="auto"`` (bf16 on a GPU that has it, else fp32: the kit's default),
       ``bnb_4bit_use_double_quant=True``.
     - The note's TRL keys: ``packing=False``, ``packing_strategy="ffd"`` (any registered packer),
-      ``completion_only_loss=None`` (TRL's default for the data), ``assistant_only_loss=False``,
+      ``completion_only_loss=None`` (TRL's default for the data), ``assistant_only_loss=None`` (unset:
+      the kit's ``loss("auto")``, the model's own words; an explicit ``False`` keeps TRL's default and
+      trains every token of conversations, as the older stage did),
       ``neftune_noise_alpha=None``, ``use_liger_kernel=False``, ``dataset_text_field="text"``,
       ``chat_template_path=None``, ``eos_token=None``, ``pad_token=None``.
     - New: ``merge_adapter=True`` (see ``TRLSFTStage.execute``), and ``extra``, the other ``SFTConfig``
@@ -136,7 +138,7 @@ class TRLSFTConfig:
     packing: bool = False
     packing_strategy: str = "ffd"
     completion_only_loss: bool | None = None
-    assistant_only_loss: bool = False
+    assistant_only_loss: bool | None = None
     neftune_noise_alpha: float | None = None
     use_liger_kernel: bool = False
     dataset_text_field: str = "text"

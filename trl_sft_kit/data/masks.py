@@ -128,11 +128,12 @@ def tokenize_conversation(
     *,
     tools: Sequence[Mapping[str, Any]] | str | None = None,
     turns: Turns = "all",
+    roles: Sequence[str] = ("assistant",),
     chat_template: str | None = None,
     template_kwargs: Mapping[str, Any] | None = None,
     require_end_of_turn: bool = True,
 ) -> MaskedTokens:
-    """Tokenize a conversation and label its assistant turns only, on any chat template.
+    """Tokenize a conversation and label its assistant turns only (or the roles chosen), on any template.
 
     An assistant turn is trained from the end of its header (what ``add_generation_prompt=True`` writes)
     through its end-of-turn token and the separator the template writes before the next message: its
@@ -146,6 +147,9 @@ def tokenize_conversation(
             weight trains it: labels are all or nothing); both keys are removed before rendering.
         tools: Tool schemas passed to the template (a JSON string is decoded).
         turns: ``"all"`` trains every assistant turn, ``"last"`` only the last one.
+        roles: The messages trained: ``"assistant"`` (every assistant turn), ``"tool_call"`` (the
+            assistant turns that call a tool), ``"system"``, ``"user"``, ``"tool"`` (their content as the
+            template writes it, without headers or end of turn).
         chat_template: A Jinja template to use instead of the tokenizer's (passed to
             ``apply_chat_template``).
         template_kwargs: Extra template variables (``enable_thinking``, ``date_string``, ...).
@@ -175,9 +179,9 @@ def tokenize_conversation(
     if turns not in ("all", "last"):
         raise ValueError(f"'turns' must be 'all' or 'last' (got {turns!r}).")
     assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    chosen = [i for i in assistants if _is_trained(messages[i])]
+    chosen = [i for i, m in enumerate(messages) if _is_trained(m) and _role_of(m) & set(roles)]
     if turns == "last":
-        chosen = [i for i in chosen if i == assistants[-1]]
+        chosen = [i for i in chosen if i not in assistants or i == assistants[-1]]
     return _tokenize_chat(
         _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs),
         set(chosen),
@@ -318,6 +322,38 @@ def text_only_templates() -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
+
+
+def _role_of(message: Mapping[str, Any]) -> set[str]:
+    """The ``roles=`` names a message answers to (an assistant turn with tool calls is both)."""
+    role = str(message.get("role"))
+    return {role, "tool_call"} if role == "assistant" and message.get("tool_calls") else {role}
+
+
+def _content_spans(
+    chat: _Chat, rendered: str, chosen: set[int], turn_spans: Sequence[tuple[int, int, int]]
+) -> list[tuple[int, int, int]]:
+    """``(start, end, message_index)`` of the content of every chosen message that is not an assistant
+    turn, found in order in ``rendered`` after the turns before it; all spans sorted."""
+    ends = {index: end for _, end, index in turn_spans}
+    spans, cursor = list(turn_spans), 0
+    for index, message in enumerate(chat.messages):
+        cursor = max(cursor, ends.get(index, cursor))
+        if index not in chosen or message.get("role") == "assistant":
+            continue
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        text = text.strip()
+        start = rendered.find(text, cursor) if text else -1
+        if start < 0:
+            raise RowError(
+                f"Could not find the content of {message.get('role')} message {index} in the rendered "
+                "conversation, to train it as loss roles ask (is it a non-empty string?).",
+                field="messages",
+            )
+        spans.append((start, start + len(text), index))
+        cursor = start + len(text)
+    return sorted(spans)
 
 
 def _is_trained(message: Mapping[str, Any]) -> bool:
@@ -837,6 +873,9 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
     offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
     stops = [stop for _, stop in offsets]
     char_spans = _char_spans(chat.with_sentinels(rendered), rendered) if chosen else []
+    turns = {i for i in chosen if chat.messages[i].get("role") == "assistant"}
+    if chosen != turns:  # system, user or tool messages chosen by loss roles
+        char_spans = _content_spans(chat, rendered, chosen, char_spans)
     labels = [IGNORE_INDEX] * len(input_ids)
     spans: list[TokenSpan] = []
     for begin, end, index in char_spans:
@@ -855,7 +894,7 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
             "form it renders, e.g. a string rather than a list of parts?).",
             field="messages",
         )
-    missing = _turns_without_end(chat.tokenizer, input_ids, spans)
+    missing = _turns_without_end(chat.tokenizer, input_ids, [s for s in spans if s.message_index in turns])
     if missing and require_end_of_turn:
         raise DatasetError(
             f"The chat template writes no end-of-turn token inside assistant message {missing[0]}: the last "

@@ -357,6 +357,7 @@ def _tokenize(
         canonical=source.report.canonical,
         loss=source.loss,
         turns=recipe.loss_spec.turns,
+        roles=recipe.loss_spec.roles,
         max_length=max_length_of(recipe),
         truncate=truncate,
         on_bad_rows=source.on_bad_rows,
@@ -447,6 +448,11 @@ def check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTo
         problems.append(
             f"loss 'assistant_only' needs conversational data, but {report.source} is plain text "
             f"({report.format!r}); use loss('all'), or give chat 'messages' rows."
+        )
+    if recipe.loss_spec.roles != ("assistant",) and report.canonical != "messages":
+        problems.append(
+            f"loss roles {recipe.loss_spec.roles!r} choose messages of conversations, but {report.source} "
+            f"is {report.canonical!r} rows ({report.format!r}); drop roles=, or give chat 'messages' rows."
         )
     if report.canonical == "messages" and not tokenizer.chat_template:
         problems.append(

@@ -274,6 +274,7 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
                 canonical=plan.canonical,
                 loss=plan.loss,
                 turns=recipe.loss_spec.turns,
+                roles=recipe.loss_spec.roles,
                 max_length=max_length,
                 truncate=not pack_eval,
                 on_bad_rows=spec.on_bad_rows,
@@ -317,6 +318,7 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
         tuple(plans),
         tokenizer,
         turns=recipe.loss_spec.turns,
+        roles=recipe.loss_spec.roles,
         max_length=max_length,
         packer=packer,
         overflow=overflow,
@@ -333,6 +335,7 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
             canonical=plan.canonical,
             loss=plan.loss,
             turns=recipe.loss_spec.turns,
+            roles=recipe.loss_spec.roles,
             max_length=max_length,
             truncate=packer is None,
             on_bad_rows="skip",
@@ -388,6 +391,7 @@ class _Generator:
     plans: tuple[_StreamPlan, ...]
     tokenizer: Any = attrs.field(repr=False)
     turns: str
+    roles: tuple[str, ...]
     max_length: int | None
     packer: Packer | None
     overflow: Overflow | None
@@ -420,7 +424,9 @@ class _Generator:
                 row = {mapping.get(key, key): value for key, value in row.items()}
             try:
                 converted = convert_row(registration, _as_object(row), options, where)
-                masked = tokenize_row(self.tokenizer, converted, plan.canonical, plan.loss, turns=self.turns)
+                masked = tokenize_row(
+                    self.tokenizer, converted, plan.canonical, plan.loss, turns=self.turns, roles=self.roles
+                )
             except RowExcludedError:
                 continue
             except RowError as exc:

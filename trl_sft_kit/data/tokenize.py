@@ -7,11 +7,12 @@ Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.data.loss_words import loss_words
 from trl_sft_kit.data.masks import (
     IGNORE_INDEX,
     MaskedTokens,
@@ -29,14 +30,15 @@ if TYPE_CHECKING:
 __all__ = ["LOSS_FOR_KIND", "TokenizationReport", "effective_loss", "tokenize_dataset", "tokenize_row"]
 
 LOSS_FOR_KIND = {
-    "messages": {"auto": "all", "all": "all", "assistant_only": "assistant_only"},
+    "messages": {"auto": "assistant_only", "trl": "all", "all": "all", "assistant_only": "assistant_only"},
     "prompt_completion": {
         "auto": "completion_only",
+        "trl": "completion_only",
         "completion_only": "completion_only",
         "all": "all",
         "assistant_only": "completion_only",
     },
-    "text": {"auto": "all", "all": "all"},
+    "text": {"auto": "all", "trl": "all", "all": "all"},
 }
 """For each canonical kind, what a recipe's loss mode means on it (missing pairs are recipe errors)."""
 
@@ -44,8 +46,10 @@ LOSS_FOR_KIND = {
 def effective_loss(mode: str, canonical: str, *, conversational: bool = True) -> str:
     """What the loss is computed on for data of kind ``canonical`` under ``.loss(mode)``.
 
-    ``auto`` follows TRL: the completion of prompt-completion rows, every token otherwise.
-    ``assistant_only`` on conversational prompt-completion rows trains the completion's assistant turns.
+    ``auto`` is the model's own words: the assistant turns of conversations, the completion of
+    prompt-completion rows, every token of plain text. ``trl`` follows TRL: the completion of
+    prompt-completion rows, every token otherwise. ``assistant_only`` on conversational
+    prompt-completion rows trains the completion's assistant turns.
 
     Raises:
         RecipeError: the mode cannot apply to that kind of data.
@@ -69,6 +73,10 @@ def effective_loss(mode: str, canonical: str, *, conversational: bool = True) ->
     return resolved
 
 
+def _names(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(names)
+
+
 @attrs.frozen
 class TokenizationReport:
     """What tokenization and truncation did: rows, tokens, what carries loss, and everything cut."""
@@ -84,12 +92,16 @@ class TokenizationReport:
     rows_without_trained_tokens: int = 0
     rows_all_trained_tokens_cut: int = 0
     skipped: tuple[SkippedRow, ...] = ()
+    roles: tuple[str, ...] = attrs.field(default=("assistant",), converter=_names)
+    turns: str = "all"
 
     def summary(self) -> str:
         """A few lines for logs and reports."""
+        share = self.trained_tokens / self.tokens if self.tokens else 0.0
         lines = [
             f"tokens: {self.rows_out} rows, {self.tokens} tokens, "
-            f"{self.trained_tokens} carry loss ({self.loss})",
+            f"{self.trained_tokens} carry loss "
+            f"({share:.1%}: {loss_words(self.loss, self.roles, self.turns)})",
         ]
         if self.max_length is not None:
             lines.append(
@@ -111,10 +123,18 @@ def tokenize_row(
     loss: str,
     *,
     turns: str = "all",
+    roles: Sequence[str] = ("assistant",),
 ) -> MaskedTokens:
-    """Tokenize one canonical row and label it for ``loss`` (an ``effective_loss`` value)."""
+    """Tokenize one canonical row and label it for ``loss`` (an ``effective_loss`` value); ``turns`` and
+    ``roles`` choose the messages of conversations trained under ``assistant_only``."""
     if canonical == "messages":
-        masked = tokenize_conversation(tokenizer, row["messages"], tools=row.get("tools"), turns=turns)  # type: ignore[arg-type]
+        masked = tokenize_conversation(
+            tokenizer,
+            row["messages"],
+            tools=row.get("tools"),
+            turns=turns,  # type: ignore[arg-type]
+            roles=roles,
+        )
     elif canonical == "prompt_completion":
         masked = tokenize_prompt_completion(
             tokenizer, row["prompt"], row["completion"], tools=row.get("tools")
@@ -135,6 +155,7 @@ def tokenize_dataset(
     canonical: str,
     loss: str,
     turns: str = "all",
+    roles: Sequence[str] = ("assistant",),
     max_length: int | None = None,
     truncate: bool = True,
     on_bad_rows: str = "error",
@@ -151,6 +172,7 @@ def tokenize_dataset(
         canonical: the rows' kind.
         loss: an ``effective_loss`` value: ``all``, ``completion_only`` or ``assistant_only``.
         turns: ``all`` or ``last`` assistant turns, for ``assistant_only``.
+        roles: the roles trained under ``assistant_only`` (``LossSpec.roles``).
         max_length: the longest row; ``None`` for no limit.
         truncate: cut rows to ``max_length`` here (off when a packer handles long rows).
         on_bad_rows: ``error`` or ``skip`` rows the template cannot render.
@@ -167,7 +189,7 @@ def tokenize_dataset(
     counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
     for index, row in enumerate(progress(dataset, "tokenizing")):
         try:
-            masked = tokenize_row(tokenizer, row, canonical, loss, turns=turns)
+            masked = tokenize_row(tokenizer, row, canonical, loss, turns=turns, roles=roles)
         except RowError as exc:
             if on_bad_rows == "skip":
                 skipped.append(SkippedRow(row_label(index), exc.field, exc.reason))
@@ -198,6 +220,8 @@ def tokenize_dataset(
         rows_without_trained_tokens=counts["no_loss"],
         rows_all_trained_tokens_cut=counts["all_cut"],
         skipped=tuple(skipped),
+        roles=roles,
+        turns=turns,
     )
     if not input_ids:
         raise RowError(
