@@ -350,7 +350,7 @@ def test_seed_basic_configuration() -> None:
     assert recipe.packing_spec is not None and recipe.packing_spec.strategy == "ffd"
     assert recipe.neftune_spec is not None and recipe.neftune_spec.alpha == 5.0
     assert recipe.liger_enabled is False
-    assert recipe.loss_spec.mode == "auto"
+    assert recipe.loss_spec.mode == "trl"  # assistant_only_loss: false, said outright: TRL's default
     assert recipe.tokens_spec == TokensSpec()
     assert dict(recipe.training_fields) == {
         "max_length": 2048,
@@ -365,6 +365,7 @@ def test_seed_basic_configuration() -> None:
         .lora(r=16, alpha=32, dropout=0.1)
         .packing("ffd")
         .neftune(5.0)
+        .loss("trl")
         .training(max_seq_length=2048, epochs=3, batch_size=4, lr=5e-5)
     )
     recipe.validate()
@@ -529,7 +530,9 @@ def test_legacy_unknown_packing_strategy() -> None:
         ({"completion_only_loss": None}, "auto"),
         ({"completion_only_loss": True}, "completion_only"),
         ({"completion_only_loss": False}, "all"),
-        ({"assistant_only_loss": False}, "auto"),
+        ({"assistant_only_loss": False}, "trl"),  # said outright: TRL's default, as before auto changed
+        ({"assistant_only_loss": False, "completion_only_loss": None}, "trl"),
+        ({"assistant_only_loss": False, "completion_only_loss": False}, "all"),
         ({"assistant_only_loss": True}, "assistant_only"),
         ({"assistant_only_loss": True, "completion_only_loss": False}, "assistant_only"),
         ({"assistant_only_loss": None, "completion_only_loss": None}, "auto"),

@@ -168,7 +168,7 @@ def test_defaults_are_the_older_stages(tmp_path: Path) -> None:
         "packing": False,
         "packing_strategy": "ffd",
         "completion_only_loss": None,
-        "assistant_only_loss": False,
+        "assistant_only_loss": None,  # unset: the kit's auto; False said outright keeps TRL's default
         "neftune_noise_alpha": None,
         "use_liger_kernel": False,
         "dataset_text_field": "text",

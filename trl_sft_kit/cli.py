@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an unexpected failure instead of one line"
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the libraries' own messages (deprecations, kernels, loading bars) on the console too; "
+        "otherwise they go to trl_sft_kit.log in the output folder (also: TRL_SFT_KIT_VERBOSE=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     inspect_ = commands.add_parser(
@@ -196,8 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     commands = {"inspect": _inspect, "train": _train, "demo": _demo, "generate": _generate}
+    from trl_sft_kit.console import quiet_console
+
     try:
-        return commands[args.command](args)
+        with quiet_console(verbose=args.verbose, prefix=args.command) as console:
+            args.console = console
+            return commands[args.command](args)
     except UsageError as exc:
         print(f"trl-sft-kit {args.command}: error: {exc}", file=sys.stderr)
         print(f"(see trl-sft-kit {args.command} --help)", file=sys.stderr)
@@ -318,14 +328,13 @@ def _demo(args: argparse.Namespace) -> int:
             logging_steps=8,
             save_strategy="no",
             activation_checkpointing=False,
-            disable_tqdm=True,
             seed=0,
         )
     )
-    print(f"model: {model}\ndata:  {data}", flush=True)
+    print(f"model: {model}", flush=True)
+    args.console.output_dir = Path(args.output_dir)
     compiled = recipe.compile()
-    print(compiled.report.summary(), flush=True)
-    result = compiled.train(overwrite=True)  # a demo run replaces the last demo run
+    result = compiled.train(overwrite=True)  # a demo run replaces the last demo run; it logs the summary
     print("\nloss by logging step:")
     for step, loss in enumerate(result.losses, 1):
         print(f"  {step * 8:4d}  {loss:.4f}")
@@ -466,6 +475,7 @@ def _set_nested(config: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from trl_sft_kit.compile import DEFAULT_OUTPUT_DIR
     from trl_sft_kit.config import load_yaml, recipe_from_dict
 
     if args.resume and args.overwrite:
@@ -491,6 +501,7 @@ def _train(args: argparse.Namespace) -> int:
     data = load_yaml(Path(args.recipe))
     recipe = recipe_from_dict(apply_overrides(data, overrides) if overrides else data)
     options = {name: True for name in ("resume", "overwrite") if getattr(args, name)}
+    args.console.output_dir = Path(str(recipe.training_fields.get("output_dir") or DEFAULT_OUTPUT_DIR))
     started = time.perf_counter()
     result = recipe.train(**options)
     _print_summary(result, time.perf_counter() - started)

@@ -13,12 +13,12 @@ import importlib.util
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.console import CurrentStderrHandler
 from trl_sft_kit.data.report import DatasetReport
 from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError
 from trl_sft_kit.specs import ModelSpec, thaw
@@ -167,18 +167,6 @@ class Compiled:
         return result
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (notebooks and pytest replace it)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
 def run_logger() -> logging.Logger:
     """The kit's logger: INFO to stderr, prefixed ``[trl_sft_kit]``, unless the application configured it.
 
@@ -186,7 +174,7 @@ def run_logger() -> logging.Logger:
     """
     logger = logging.getLogger("trl_sft_kit")
     if not logger.handlers:
-        handler = _StderrHandler()
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("[trl_sft_kit] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

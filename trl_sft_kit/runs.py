@@ -56,6 +56,7 @@ __all__ = [
     "checkpoints",
     "data_fingerprint",
     "interrupted_message",
+    "is_run_folder",
     "last_checkpoint",
     "prepare_output_dir",
     "run_callback",
@@ -123,7 +124,8 @@ def last_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _is_run_folder(folder: Path) -> bool:
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds files a training run writes (``run.json``, weights, ``checkpoint-N``, ...)."""
     return any(
         entry.name in _RUN_FILES or (_CHECKPOINT.match(entry.name) is not None and entry.is_dir())
         for entry in folder.iterdir()
@@ -196,7 +198,7 @@ def check_output_dir(
             path=shown,
         )
     reason = _protected(folder)
-    if reason is None and not _is_run_folder(folder):
+    if reason is None and not is_run_folder(folder):
         reason = (
             "it does not look like a training output folder (no run.json, trainer_state.json, weights or "
             f"checkpoint-N folders; it holds {_listing(folder)})"
