@@ -194,6 +194,8 @@ def _parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="continue prompts as plain text, without the chat template"
     )
     generate.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    for sub in commands.choices.values():  # --verbose after the command works too
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

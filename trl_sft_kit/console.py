@@ -59,10 +59,10 @@ class _Console(logging.Filter):
         return record.name.split(".")[0] == _KIT or record.levelno >= logging.ERROR
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record is emitted (notebooks and pytest replace it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -120,23 +120,29 @@ class Console:
         self._undo.append(lambda: setattr(warnings, "filters", filters))
 
     def _route_library_loggers(self) -> None:
-        """transformers and datasets log through handlers of their own: into the file instead."""
-        for name in ("transformers", "datasets"):
-            logger = logging.getLogger(name)
-            if not self.verbose:
-                kept = logger.handlers[:]
-                logger.handlers = [h for h in kept if not _writes_to_console(h)]
-                self._undo.append(lambda logger=logger, kept=kept: setattr(logger, "handlers", kept))
-            logger.addHandler(self._file)
-            self._undo.append(lambda logger=logger: logger.removeHandler(self._file))
-        if self.verbose:
-            return
-        with contextlib.suppress(ImportError):  # transformers imported only when the command needs it
+        """transformers and datasets log through console handlers of their own: into the file instead.
+
+        Both are imported first, since each sets its handler up on import.
+        """
+        with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging
 
-            if hf_logging.is_progress_bar_enabled():
-                hf_logging.disable_progress_bar()
-                self._undo.append(hf_logging.enable_progress_bar)
+            hf_logging.add_handler(self._file)
+            self._undo.append(lambda: hf_logging.remove_handler(self._file))
+            if not self.verbose:
+                hf_logging.disable_default_handler()
+                self._undo.append(hf_logging.enable_default_handler)
+                if hf_logging.is_progress_bar_enabled():
+                    hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
+                    self._undo.append(hf_logging.enable_progress_bar)
+        with contextlib.suppress(ImportError):
+            import datasets.utils.logging  # noqa: F401 - its handler is set up on import
+
+            logger = logging.getLogger("datasets")  # propagates to the root logger, so to the file
+            kept = logger.handlers[:]
+            if not self.verbose:
+                logger.handlers = [h for h in kept if not _writes_to_console(h)]
+                self._undo.append(lambda: setattr(logger, "handlers", kept))
 
     def _show_warning(
         self,
