@@ -91,8 +91,10 @@ def test_inspect_text_takes_the_model_from_the_environment(tiny_model_dir: Path,
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "format 'messages'" in out and "$TRL_SFT_KIT_MODEL" in out and "model not loaded" in out
-    # loss 'auto' on chat data trains every token
-    assert "--- row 0: 44 tokens, 44 carry loss\n[[<|im_start|>system\nYou answer simple questions." in out
+    # loss 'auto' on chat data trains the assistant turns: the model's own words
+    assert "--- row 0: 44 tokens, 10 carry loss\n<|im_start|>system\nYou answer simple questions." in out
+    assert "[[The opposite of hot is cold.<|im_end|>\n]]" in out
+    assert "loss: auto -> assistant_only;" in out and "(18.9%: assistant turns" in out
     assert "token lengths" in out and "packing into rows of 1,024 tokens" in out
     assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
 

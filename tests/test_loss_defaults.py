@@ -149,7 +149,9 @@ def test_unset_keys_take_the_new_auto() -> None:
     assert TRLSFTConfig(dataset_name_or_path="chats.jsonl").to_recipe().loss_spec.mode == "auto"
 
 
-def test_roles_train_tool_calls_only_or_the_system_prompt_too(tiny_model_dir: Path, glaive_file: Path) -> None:
+def test_roles_train_tool_calls_only_or_the_system_prompt_too(
+    tiny_model_dir: Path, glaive_file: Path
+) -> None:
     calls = inspect(tiny_model_dir, glaive_file, SFTRecipe().loss("assistant_only", roles=("tool_call",)))
     text = trained(calls.rows[0])
     assert '"city": "Paris"' in text and REPLY not in text and text.count("<|im_end|>") == 1

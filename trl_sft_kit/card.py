@@ -151,7 +151,11 @@ def run_info(
             for key, value in spec_to_dict(compiled.tokenization).items()
             if key != "skipped"
         },
-        "loss": {"mode": recipe.loss_spec.mode, "turns": recipe.loss_spec.turns},
+        "loss": {
+            "mode": recipe.loss_spec.mode,
+            "turns": recipe.loss_spec.turns,
+            "roles": list(recipe.loss_spec.roles),
+        },
         "packing": (
             {**spec_to_dict(compiled.packing), "summary": compiled.packing.summary()}
             if compiled.packing is not None
