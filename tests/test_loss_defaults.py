@@ -169,7 +169,7 @@ def test_roles_train_tool_calls_only_or_the_system_prompt_too(
 
 def test_roles_on_the_mask_level_train_tool_outputs_and_user_turns() -> None:
     tokenizer = tiny_tokenizer("qwen2_5")
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": USER},
         {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": CALL}]},
         {"role": "tool", "content": TOOL_OUTPUT},

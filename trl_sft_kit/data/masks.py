@@ -900,8 +900,8 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
             f"The chat template writes no end-of-turn token inside assistant message {missing[0]}: the last "
             "token of the turn is content, so the model would never learn to stop. The template probably "
             "writes the token that ends an assistant turn at the start of the next message (like GLM-4's "
-            "'<|user|>'). Use a chat template that closes each assistant turn itself, or pass "
-            "require_end_of_turn=False to train without it."
+            "'<|user|>'). Use a chat template that closes each assistant turn itself, train every token with "
+            "loss('trl') or loss('all'), or pass require_end_of_turn=False to train without it."
         )
     return MaskedTokens(input_ids, labels, tuple(spans), not missing, rendered)
 
