@@ -117,3 +117,12 @@ def test_deprecations_go_to_the_log_and_warnings_about_the_run_stay(
     assert all(s in text for s in ("old API", "kernel not found", "your rows are long", "a real failure"))
     log.unlink()
     assert logging.getLogger().handlers == handlers  # undone on leaving
+
+
+def test_verbose_shows_library_log_records_and_deprecations(capsys: pytest.CaptureFixture[str]) -> None:
+    with quiet_console(verbose=True, prefix="test"):
+        logging.getLogger("bitsandbytes.backends").warning("kernel not found")
+        warnings.warn("old API", FutureWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert "kernel not found" in err and "old API" in err
+    Path(err.split("library messages: ")[1].strip()).unlink()

@@ -105,12 +105,12 @@ class Console:
         kit = logging.getLogger(_KIT)
         kit.addHandler(self._file)
         self._undo.append(lambda: kit.removeHandler(self._file))
+        console = CurrentStderrHandler()  # with a handler on the root, logging's last resort is silent
         if not self.verbose:
-            console = CurrentStderrHandler()
-            console.addFilter(_Console())
-            console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-            root.addHandler(console)  # a library's error still reaches the console
-            self._undo.append(lambda: root.removeHandler(console))
+            console.addFilter(_Console())  # only a library's error still reaches the console
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(console)
+        self._undo.append(lambda: root.removeHandler(console))
         self._route_library_loggers()
         previous = warnings.showwarning
         warnings.showwarning = self._show_warning
@@ -174,8 +174,10 @@ class Console:
         if self.log_path.stat().st_size == 0:
             self.log_path.unlink()
             return None
+        from trl_sft_kit.runs import is_run_folder
+
         folder = self.output_dir
-        if folder is not None and folder.is_dir() and _is_run_folder(folder):
+        if folder is not None and folder.is_dir() and is_run_folder(folder):
             target = folder / LOG_FILE
             with target.open("a", encoding="utf-8") as out, self.log_path.open(encoding="utf-8") as log:
                 shutil.copyfileobj(log, out)
@@ -187,12 +189,6 @@ class Console:
 def _writes_to_console(handler: logging.Handler) -> bool:
     stream = getattr(handler, "stream", None)
     return isinstance(handler, logging.StreamHandler) and stream in (sys.stderr, sys.stdout, sys.__stderr__)
-
-
-def _is_run_folder(folder: Path) -> bool:
-    from trl_sft_kit.runs import is_run_folder
-
-    return is_run_folder(folder)
 
 
 @contextlib.contextmanager
