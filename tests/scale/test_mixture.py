@@ -101,6 +101,7 @@ def test_weights_up_sample_a_small_source_and_the_report_shows_shares(
 ) -> None:
     chat, alpaca = data_file("messages", 40), data_file("alpaca", 10)
     recipe = SFTRecipe().dataset(chat).mix(alpaca, weight=0.3).training(max_length=256, seed=1)
+    recipe = recipe.loss("trl")  # TRL's default: every token of chat rows, the completion of the others
     data = prepare_training_data(recipe, tokenizer_of())
     mixture = data.mixture
     assert mixture is not None
