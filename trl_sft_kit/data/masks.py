@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import attrs
 
+from trl_sft_kit.data.loss_roles import content_spans, message_roles
 from trl_sft_kit.errors import BackendError, DatasetError, RowError
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def tokenize_conversation(
     if turns not in ("all", "last"):
         raise ValueError(f"'turns' must be 'all' or 'last' (got {turns!r}).")
     assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    chosen = [i for i, m in enumerate(messages) if _is_trained(m) and _role_of(m) & set(roles)]
+    chosen = [i for i, m in enumerate(messages) if _is_trained(m) and message_roles(m) & set(roles)]
     if turns == "last":
         chosen = [i for i in chosen if i not in assistants or i == assistants[-1]]
     return _tokenize_chat(
@@ -322,38 +323,6 @@ def text_only_templates() -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
-
-
-def _role_of(message: Mapping[str, Any]) -> set[str]:
-    """The ``roles=`` names a message answers to (an assistant turn with tool calls is both)."""
-    role = str(message.get("role"))
-    return {role, "tool_call"} if role == "assistant" and message.get("tool_calls") else {role}
-
-
-def _content_spans(
-    chat: _Chat, rendered: str, chosen: set[int], turn_spans: Sequence[tuple[int, int, int]]
-) -> list[tuple[int, int, int]]:
-    """``(start, end, message_index)`` of the content of every chosen message that is not an assistant
-    turn, found in order in ``rendered`` after the turns before it; all spans sorted."""
-    ends = {index: end for _, end, index in turn_spans}
-    spans, cursor = list(turn_spans), 0
-    for index, message in enumerate(chat.messages):
-        cursor = max(cursor, ends.get(index, cursor))
-        if index not in chosen or message.get("role") == "assistant":
-            continue
-        content = message.get("content")
-        text = content if isinstance(content, str) else ""
-        text = text.strip()
-        start = rendered.find(text, cursor) if text else -1
-        if start < 0:
-            raise RowError(
-                f"Could not find the content of {message.get('role')} message {index} in the rendered "
-                "conversation, to train it as loss roles ask (is it a non-empty string?).",
-                field="messages",
-            )
-        spans.append((start, start + len(text), index))
-        cursor = start + len(text)
-    return sorted(spans)
 
 
 def _is_trained(message: Mapping[str, Any]) -> bool:
@@ -875,7 +844,7 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
     char_spans = _char_spans(chat.with_sentinels(rendered), rendered) if chosen else []
     turns = {i for i in chosen if chat.messages[i].get("role") == "assistant"}
     if chosen != turns:  # system, user or tool messages chosen by loss roles
-        char_spans = _content_spans(chat, rendered, chosen, char_spans)
+        char_spans = content_spans(chat.messages, rendered, chosen, char_spans)
     labels = [IGNORE_INDEX] * len(input_ids)
     spans: list[TokenSpan] = []
     for begin, end, index in char_spans:
