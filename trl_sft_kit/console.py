@@ -11,8 +11,9 @@ libraries underneath write that says nothing about the run goes to a log file in
 - transformers' own progress bars ("Loading weights", "Writing model shards").
 
 The log ends up in the run's output folder as ``trl_sft_kit.log`` once the run has made it (the kit never
-writes into a folder that is not a run's); until then, and for commands without an output folder, it is
-a file in the temporary folder, named at the end. ``--verbose`` or ``TRL_SFT_KIT_VERBOSE=1`` leaves the
+writes into a folder that is not a run's); until then it is a file in the temporary folder, and for a
+command without an output folder (``inspect``) it stays there as ``trl_sft_kit-<command>.log``, replaced
+by the next such command. Its place is named at the end. ``--verbose`` or ``TRL_SFT_KIT_VERBOSE=1`` leaves the
 console as the libraries set it (the log file is still written).
 
 Nothing here imports torch, transformers or TRL at module level.
@@ -78,11 +79,14 @@ class Console:
         log_path: the file the libraries' messages are written to while the command runs.
         verbose: whether they are shown on the console as well.
         output_dir: the run's output folder, set by the command once it knows it.
+        where: where the log is once the command is over (None when nothing was written to it).
     """
 
     def __init__(self, *, verbose: bool, prefix: str = "run") -> None:
         self.verbose = verbose
+        self.prefix = prefix
         self.output_dir: Path | None = None
+        self.where: Path | None = None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         handle, name = tempfile.mkstemp(prefix=f"trl_sft_kit-{prefix}-{stamp}-", suffix=".log")
         os.close(handle)
@@ -183,7 +187,12 @@ class Console:
                 shutil.copyfileobj(log, out)
             self.log_path.unlink()
             return target
-        return self.log_path
+        latest = self.log_path.with_name(f"trl_sft_kit-{self.prefix}.log")  # one per command, replaced
+        try:
+            os.replace(self.log_path, latest)
+        except OSError:  # another user's file: keep this run's own
+            return self.log_path
+        return latest
 
 
 def _writes_to_console(handler: logging.Handler) -> bool:
@@ -201,15 +210,14 @@ def quiet_console(*, verbose: bool = False, prefix: str = "run") -> Iterator[Con
     Example:
         >>> with quiet_console(prefix="doctest") as console:
         ...     logging.getLogger("some.library").warning("noise")
-        >>> console.log_path.exists()
-        True
-        >>> console.log_path.unlink()
+        >>> console.where.name, "noise" in console.where.read_text()
+        ('trl_sft_kit-doctest.log', True)
     """
     console = Console(verbose=verbose_requested(verbose), prefix=prefix)
     console.start()
     try:
         yield console
     finally:
-        where = console.close()
-        if where is not None:
-            print(f"library messages: {where}", file=sys.stderr)
+        console.where = console.close()
+        if console.where is not None:
+            print(f"library messages: {console.where}", file=sys.stderr)
