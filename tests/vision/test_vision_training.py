@@ -1,0 +1,100 @@
+"""The tiny VLM trains through the real SFTTrainer with LoRA; masks leave image tokens and prompts out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trl_sft_kit import SFTRecipe
+from trl_sft_kit.errors import RecipeError
+from trl_sft_kit.testing.vision import IMAGE_TOKENS_PER_IMAGE, sample_image, write_vision_dataset
+from trl_sft_kit.vision.compile import VisionCollator
+
+
+def recipe_for(model: Path, data: Path, out: Path, **loss: Any) -> SFTRecipe:
+    return (
+        SFTRecipe()
+        .model(str(model))
+        .dataset(str(data))
+        .lora(r=4)
+        .loss(**loss)
+        .training(
+            output_dir=str(out),
+            max_steps=4,
+            per_device_train_batch_size=4,
+            learning_rate=5e-3,
+            logging_steps=1,
+            save_strategy="no",
+            disable_tqdm=True,
+            seed=0,
+        )
+    )
+
+
+def _batch(collator: VisionCollator, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return collator([dict(row) for row in rows])
+
+
+def test_labels_never_train_image_tokens_and_assistant_only_trains_the_answer(
+    tiny_vlm_dir: Path, tmp_path: Path
+) -> None:
+    data = write_vision_dataset(tmp_path / "data", 4)
+    for mode, trained_prompt in (("assistant_only", False), ("all", True)):
+        compiled = recipe_for(tiny_vlm_dir, data, tmp_path / mode, mode=mode).compile()
+        trainer = compiled.trainer
+        collator = trainer.data_collator
+        assert isinstance(collator, VisionCollator)
+        batch = _batch(collator, [trainer.train_dataset[i] for i in range(2)])
+        image_id = collator.image_token_id
+        ids, labels = batch["input_ids"], batch["labels"]
+        images = ids == image_id
+        assert int(images.sum()) == 2 * IMAGE_TOKENS_PER_IMAGE
+        assert bool((labels[images] == -100).all())  # image tokens are inputs, never trained
+        tokenizer = trainer.processing_class.tokenizer
+        trained = tokenizer.decode(ids[0][labels[0] != -100])
+        answer = trainer.train_dataset[0]["messages"][1]["content"][0]["text"]
+        if trained_prompt:
+            assert "What colour is the square?" in trained and "<image>" not in trained
+        else:
+            assert trained.strip() == f"{answer}</s>"
+        assert compiled.tokenization.trained_tokens > 0
+
+
+def test_the_tiny_vlm_trains_with_lora_on_the_language_model_and_the_adapter_generates(
+    tiny_vlm_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    data = write_vision_dataset(tmp_path / "data", 8)
+    compiled = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only").compile()
+    model = compiled.trainer.model
+    trainable = [name for name, param in model.named_parameters() if param.requires_grad]
+    assert trainable and all("language_model" in name and "lora_" in name for name in trainable)
+    vision_before = {n: p.detach().clone() for n, p in model.named_parameters() if "vision_tower" in n}
+    result = compiled.train()
+    assert len(result.losses) == 4 and result.losses[-1] < result.losses[0]
+    for name, param in compiled.trainer.model.named_parameters():
+        if name in vision_before:
+            assert torch.equal(param.detach(), vision_before[name])  # the vision tower stays frozen
+    assert result.adapter_path is not None and (result.adapter_path / "adapter_config.json").exists()
+
+    processor = AutoProcessor.from_pretrained(result.output_dir)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_vlm_dir)
+    tuned = PeftModel.from_pretrained(base, str(result.adapter_path)).eval()
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour?"}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[prompt], images=[[sample_image("red")]], return_tensors="pt")
+    with torch.no_grad():
+        generated = tuned.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_packing_is_refused_for_vision_rows_with_the_reason(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    data = write_vision_dataset(tmp_path / "data", 2)
+    recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="all").packing("bfd")
+    with pytest.raises(RecipeError, match="images and their tokens\\s+would no longer match"):
+        recipe.compile()
