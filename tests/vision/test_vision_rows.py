@@ -41,7 +41,7 @@ def test_llama_factory_markers_become_parts_and_paths_are_read_next_to_the_data_
 
 def test_content_parts_with_inline_images_and_with_an_images_column() -> None:
     picture = sample_image("blue")
-    inline = {
+    inline: dict[str, Any] = {
         "messages": [
             {
                 "role": "user",
@@ -130,7 +130,7 @@ def test_marker_count_must_match_the_images(tmp_path: Path) -> None:
     path = write_vision_dataset(tmp_path, 1)
     rows = json.loads(path.read_text())
     rows[0]["images"] = rows[0]["images"] * 2
-    with pytest.raises(RowError, match="1 image placeholders .* but 2 images are given") as caught:
+    with pytest.raises(RowError, match=r"1 image placeholders .* but 2 images are given") as caught:
         prepare_vision_data(spec_of(str(_write(tmp_path, rows))))
     assert caught.value.field == "images"
 

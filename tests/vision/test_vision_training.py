@@ -43,7 +43,7 @@ def test_labels_never_train_image_tokens_and_assistant_only_trains_the_answer(
     data = write_vision_dataset(tmp_path / "data", 4)
     for mode, trained_prompt in (("assistant_only", False), ("all", True)):
         compiled = recipe_for(tiny_vlm_dir, data, tmp_path / mode, mode=mode).compile()
-        trainer = compiled.trainer
+        trainer: Any = compiled.trainer
         collator = trainer.data_collator
         assert isinstance(collator, VisionCollator)
         batch = _batch(collator, [trainer.train_dataset[i] for i in range(2)])
@@ -72,12 +72,13 @@ def test_the_tiny_vlm_trains_with_lora_on_the_language_model_and_the_adapter_gen
     data = write_vision_dataset(tmp_path / "data", 8)
     compiled = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only").compile()
     model = compiled.trainer.model
+    assert model is not None
     trainable = [name for name, param in model.named_parameters() if param.requires_grad]
     assert trainable and all("language_model" in name and "lora_" in name for name in trainable)
     vision_before = {n: p.detach().clone() for n, p in model.named_parameters() if "vision_tower" in n}
     result = compiled.train()
     assert len(result.losses) == 4 and result.losses[-1] < result.losses[0]
-    for name, param in compiled.trainer.model.named_parameters():
+    for name, param in model.named_parameters():
         if name in vision_before:
             assert torch.equal(param.detach(), vision_before[name])  # the vision tower stays frozen
     assert result.adapter_path is not None and (result.adapter_path / "adapter_config.json").exists()
@@ -96,5 +97,5 @@ def test_the_tiny_vlm_trains_with_lora_on_the_language_model_and_the_adapter_gen
 def test_packing_is_refused_for_vision_rows_with_the_reason(tiny_vlm_dir: Path, tmp_path: Path) -> None:
     data = write_vision_dataset(tmp_path / "data", 2)
     recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="all").packing("bfd")
-    with pytest.raises(RecipeError, match="images and their tokens\\s+would no longer match"):
+    with pytest.raises(RecipeError, match=r"images and their tokens\s+would no longer match"):
         recipe.compile()
