@@ -99,3 +99,17 @@ def test_packing_is_refused_for_vision_rows_with_the_reason(tiny_vlm_dir: Path, 
     recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="all").packing("bfd")
     with pytest.raises(RecipeError, match=r"images and their tokens\s+would no longer match"):
         recipe.compile()
+
+
+def test_inspect_shows_image_placeholders_and_image_token_counts(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    data = write_vision_dataset(tmp_path / "data", 3)
+    recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only")
+    report = recipe.inspect(rows=2)
+    text = str(report)
+    assert "<image>" * IMAGE_TOKENS_PER_IMAGE in report.rows[0].text
+    assert f"row 0: 1 images, {IMAGE_TOKENS_PER_IMAGE} image tokens" in text
+    assert f"image tokens ('<image>', never trained): {3 * IMAGE_TOKENS_PER_IMAGE}" in text
+    trained = "".join(segment.text for segment in report.rows[0].segments if segment.loss)
+    assert trained.strip().startswith("A ") and trained.endswith("</s>")
+    with pytest.raises(RecipeError, match="packing"):
+        recipe.packing("bfd").inspect(rows=1)

@@ -74,7 +74,7 @@ def vision_tokens(processor: Any) -> int | None:
     return found if isinstance(found, int) and found != tokenizer.unk_token_id else None
 
 
-def _refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
+def refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
     problems = []
     if recipe.packing_spec is not None:
         problems.append(
@@ -104,7 +104,7 @@ def _refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
         raise RecipeError(" ".join(problems), problems=tuple(problems))
 
 
-def _processor(spec: ModelSpec, recipe: SFTRecipe) -> Any:
+def load_processor(spec: ModelSpec, recipe: SFTRecipe) -> Any:
     from transformers import AutoProcessor
 
     source = spec.tokenizer or (spec.source if not spec.is_loaded else None)
@@ -133,7 +133,7 @@ def _processor(spec: ModelSpec, recipe: SFTRecipe) -> Any:
     return processor
 
 
-def _collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -> VisionCollator:
+def vision_collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -> VisionCollator:
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     assistant_only = recipe.loss_spec.mode == "assistant_only"
@@ -149,21 +149,26 @@ def _collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -> Visi
     return VisionCollator(inner, vision_tokens(processor))
 
 
-def _tokenization(
-    rows: list[dict[str, Any]], collator: VisionCollator, loss: str, max_length: int | None
-) -> TokenizationReport:
-    """Tokens, tokens carrying loss and image tokens, row by row, as the collator makes them."""
-    tokens = trained = 0
+def collated_rows(rows: list[dict[str, Any]], collator: VisionCollator) -> list[tuple[list[int], list[int]]]:
+    """Each row's ``input_ids`` and ``labels`` as the collator makes them for a batch of that row alone."""
+    out = []
     for row in rows:
         batch = collator([row])
-        tokens += int(batch["attention_mask"].sum())
-        trained += int((batch["labels"] != IGNORE_INDEX).sum())
+        keep = batch["attention_mask"][0].bool()
+        out.append((batch["input_ids"][0][keep].tolist(), batch["labels"][0][keep].tolist()))
+    return out
+
+
+def tokenization_report(
+    collated: list[tuple[list[int], list[int]]], loss: str, max_length: int | None
+) -> TokenizationReport:
+    """Tokens and tokens carrying loss of the collated rows (image tokens count as tokens, never trained)."""
     return TokenizationReport(
         loss=loss,
-        rows_in=len(rows),
-        rows_out=len(rows),
-        tokens=tokens,
-        trained_tokens=trained,
+        rows_in=len(collated),
+        rows_out=len(collated),
+        tokens=sum(len(ids) for ids, _ in collated),
+        trained_tokens=sum(sum(1 for label in labels if label != IGNORE_INDEX) for _, labels in collated),
         max_length=max_length,
     )
 
@@ -228,9 +233,9 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
 
     from trl_sft_kit.compile import Compiled, _build_config, config_kwargs
 
-    _refuse_what_vision_cannot_do(recipe)
+    refuse_what_vision_cannot_do(recipe)
     (spec,) = recipe.dataset_specs
-    processor = _processor(model_spec, recipe)
+    processor = load_processor(model_spec, recipe)
     rows, report = prepare_vision_data(spec)
     kwargs = config_kwargs(
         recipe,
@@ -239,9 +244,9 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     )
     kwargs["remove_unused_columns"] = False
     config = _build_config(kwargs)
-    collator = _collator(recipe, processor, config.max_length)
+    collator = vision_collator(recipe, processor, config.max_length)
     loss = "assistant_only" if recipe.loss_spec.mode == "assistant_only" else "all"
-    tokenization = _tokenization(rows, collator, loss, config.max_length)
+    tokenization = tokenization_report(collated_rows(rows, collator), loss, config.max_length)
     model = _model(model_spec, recipe)
     from trl import SFTTrainer
 
