@@ -248,7 +248,7 @@ def test_the_example_dialogue_plug_in_with_images_is_refused() -> None:
 def test_inspect_refuses_mllm_demo_and_shows_the_dropped_media(tiny_model_dir: Path, tmp_path: Path) -> None:
     path = write_json(tmp_path / "mllm_demo.json", MLLM_DEMO)
     recipe = SFTRecipe().model(tiny_model_dir).loss("assistant_only")
-    with pytest.raises(MediaError, match="mllm_demo.json, row 0, field 'images'"):
+    with pytest.raises(MediaError, match=r"mllm_demo\.json, row 0, field 'images'"):
         recipe.dataset(str(path)).inspect(rows=1)
     report = recipe.dataset(str(path), media="drop").inspect(rows=1)
     assert "media dropped (media='drop'): 3 images, 3 markers, from 2 rows" in str(report)
@@ -260,6 +260,19 @@ def test_a_streamed_source_refuses_media_in_rows_read_while_training(tmp_path: P
 
     text = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     assert handle_streamed_row(text, "auto", "d.jsonl, line 900") is text
-    with pytest.raises(MediaError, match="d.jsonl, line 900, field 'images'"):
+    with pytest.raises(MediaError, match=r"d\.jsonl, line 900, field 'images'"):
         handle_streamed_row(MLLM_DEMO[1], "auto", "d.jsonl, line 900")
     assert "images" not in handle_streamed_row(MLLM_DEMO[1], "drop", "d.jsonl, line 900")
+
+
+def test_dropped_media_counts_add_up_in_a_mixture_and_survive_the_cache_round_trip(tmp_path: Path) -> None:
+    import attrs
+
+    from trl_sft_kit.data.cache import _dataset_report
+    from trl_sft_kit.data.mixture import combine_reports
+
+    _, first = prepare(SFTRecipe().dataset(MLLM_DEMO, media="drop"), chat=True)
+    _, second = prepare(SFTRecipe().dataset(CONTENT_PARTS, media="drop"), chat=True)
+    combined = combine_reports([first, second])
+    assert (combined.media_rows, dict(combined.media_dropped)) == (4, {"images": 5, "markers": 3})
+    assert _dataset_report(attrs.asdict(combined)) == combined
