@@ -113,3 +113,13 @@ def test_inspect_shows_image_placeholders_and_image_token_counts(tiny_vlm_dir: P
     assert trained.strip().startswith("A ") and trained.endswith("</s>")
     with pytest.raises(RecipeError, match="packing"):
         recipe.packing("bfd").inspect(rows=1)
+
+
+def test_qlora_loads_the_vlm_in_4_bits_and_trains(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("bitsandbytes", reason="the quantization extra is not installed")
+    data = write_vision_dataset(tmp_path / "data", 4)
+    recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only").quantize("4bit")
+    compiled = recipe.training(max_steps=2, per_device_train_batch_size=2).compile()
+    model: Any = compiled.trainer.model
+    assert model.base_model.model.is_loaded_in_4bit
+    assert len(compiled.train().losses) == 2
