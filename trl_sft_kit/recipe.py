@@ -504,6 +504,9 @@ class SFTRecipe:
 
         model, origin = resolve_model(self)
         lines = [f"model: {model.name} (from {origin})"]
+        from trl_sft_kit.vision.detect import explain_vision
+
+        lines += explain_vision(model)
         if self.dataset_spec is not None and not self.more_datasets:
             lines.append(f"data: {self.dataset_spec!r}")
         elif self.dataset_spec is not None:

@@ -123,3 +123,21 @@ def test_qlora_loads_the_vlm_in_4_bits_and_trains(tiny_vlm_dir: Path, tmp_path: 
     model: Any = compiled.trainer.model
     assert model.base_model.model.is_loaded_in_4bit
     assert len(compiled.train().losses) == 2
+
+
+def test_explain_says_the_model_is_a_vision_language_model(tiny_vlm_dir: Path, tiny_model_dir: Path) -> None:
+    assert "vision-language model" in SFTRecipe().model(str(tiny_vlm_dir)).explain()
+    assert "vision-language model" not in SFTRecipe().model(str(tiny_model_dir)).explain()
+
+
+def test_assistant_only_needs_generation_markers_in_the_processor_template(
+    tiny_vlm_dir: Path, tmp_path: Path
+) -> None:
+    # TRL's plain llava_next template has no {% generation %}; its llava_next_training variant has.
+    data = write_vision_dataset(tmp_path / "data", 2)
+    recipe = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only").chat_template(
+        "llava_next"
+    )
+    with pytest.raises(RecipeError, match="generation"):
+        recipe.compile()
+    assert recipe.loss("all").compile().tokenization.trained_tokens > 0
