@@ -248,8 +248,9 @@ def handle_media(
         f"the row holds {what} ({len(holding)} of the {len(rows)} rows of {source} hold images, videos or "
         "audio). This recipe trains a text-only model: the formats keep the text alone and training on it "
         "would silently lose the media (and train on any <image> markers as text). Train a "
-        "vision-language model on this data, or pass .dataset(..., media='drop') to leave the media out "
-        f"(markers are removed from the text; the dropped media is counted in the data report).{hint}",
+        "vision-language model on this data (.model() with a checkpoint whose config has a vision_config: "
+        "LLaVA, Qwen2-VL, SmolVLM, ...; see docs/vision.md), or pass .dataset(..., media='drop') to leave "
+        f"the media out (markers are removed from the text; the dropped media is counted in the data report).{hint}",
         field=found[0].field,
         **where(first),
     )
