@@ -250,7 +250,8 @@ def handle_media(
         "would silently lose the media (and train on any <image> markers as text). Train a "
         "vision-language model on this data (.model() with a checkpoint whose config has a vision_config: "
         "LLaVA, Qwen2-VL, SmolVLM, ...; see docs/vision.md), or pass .dataset(..., media='drop') to leave "
-        f"the media out (markers are removed from the text; the dropped media is counted in the data report).{hint}",
+        "the media out (markers are removed from the text; the dropped media is counted in the data "
+        f"report).{hint}",
         field=found[0].field,
         **where(first),
     )
