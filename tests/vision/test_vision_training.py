@@ -38,11 +38,12 @@ def _batch(collator: VisionCollator, rows: list[dict[str, Any]]) -> dict[str, An
 
 
 def test_labels_never_train_image_tokens_and_assistant_only_trains_the_answer(
-    tiny_vlm_dir: Path, tmp_path: Path
+    any_vlm_dir: Path, tmp_path: Path
 ) -> None:
+    # Checked on TRL's own vision training templates: llava_next_training and smolvlm_training.
     data = write_vision_dataset(tmp_path / "data", 4)
     for mode, trained_prompt in (("assistant_only", False), ("all", True)):
-        compiled = recipe_for(tiny_vlm_dir, data, tmp_path / mode, mode=mode).compile()
+        compiled = recipe_for(any_vlm_dir, data, tmp_path / mode, mode=mode).compile()
         trainer: Any = compiled.trainer
         collator = trainer.data_collator
         assert isinstance(collator, VisionCollator)
@@ -52,30 +53,39 @@ def test_labels_never_train_image_tokens_and_assistant_only_trains_the_answer(
         images = ids == image_id
         assert int(images.sum()) == 2 * IMAGE_TOKENS_PER_IMAGE
         assert bool((labels[images] == -100).all())  # image tokens are inputs, never trained
+        assert set(collator.media_token_ids) >= {image_id}
+        for media in collator.media_token_ids:  # nor the tokens around an image (<global-img>, ...)
+            assert bool((labels[ids == media] == -100).all())
         tokenizer = trainer.processing_class.tokenizer
         trained = tokenizer.decode(ids[0][labels[0] != -100])
         answer = trainer.train_dataset[0]["messages"][1]["content"][0]["text"]
         if trained_prompt:
             assert "What colour is the square?" in trained and "<image>" not in trained
+            assert "<global-img>" not in trained and "<fake_token_around_image>" not in trained
         else:
-            assert trained.strip() == f"{answer}</s>"
+            assert trained.strip() == f"{answer}{tokenizer.eos_token}"
         assert compiled.tokenization.trained_tokens > 0
 
 
 def test_the_tiny_vlm_trains_with_lora_on_the_language_model_and_the_adapter_generates(
-    tiny_vlm_dir: Path, tmp_path: Path
+    any_vlm_dir: Path, tmp_path: Path
 ) -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     data = write_vision_dataset(tmp_path / "data", 8)
-    compiled = recipe_for(tiny_vlm_dir, data, tmp_path / "out", mode="assistant_only").compile()
+    compiled = recipe_for(any_vlm_dir, data, tmp_path / "out", mode="assistant_only").compile()
     model = compiled.trainer.model
     assert model is not None
     trainable = [name for name, param in model.named_parameters() if param.requires_grad]
-    assert trainable and all("language_model" in name and "lora_" in name for name in trainable)
-    vision_before = {n: p.detach().clone() for n, p in model.named_parameters() if "vision_tower" in n}
+    language = ("language_model", "text_model")
+    assert trainable and all(any(part in name for part in language) and "lora_" in name for name in trainable)
+    vision = ("vision_tower", "vision_model", "multi_modal_projector", "connector")
+    vision_before = {
+        n: p.detach().clone() for n, p in model.named_parameters() if any(v in n for v in vision)
+    }
+    assert vision_before
     result = compiled.train()
     assert len(result.losses) == 4 and result.losses[-1] < result.losses[0]
     for name, param in model.named_parameters():
@@ -84,7 +94,7 @@ def test_the_tiny_vlm_trains_with_lora_on_the_language_model_and_the_adapter_gen
     assert result.adapter_path is not None and (result.adapter_path / "adapter_config.json").exists()
 
     processor = AutoProcessor.from_pretrained(result.output_dir)
-    base = AutoModelForImageTextToText.from_pretrained(tiny_vlm_dir)
+    base = AutoModelForImageTextToText.from_pretrained(any_vlm_dir)
     tuned = PeftModel.from_pretrained(base, str(result.adapter_path)).eval()
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour?"}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)

@@ -1,7 +1,11 @@
-"""A tiny randomly initialised vision-language model, built offline, for tests of image SFT.
+"""Tiny randomly initialised vision-language models, built offline, for tests of image SFT.
 
-The model is a LLaVA (``LlavaForConditionalGeneration``: a one-layer CLIP vision tower, a projector and a
-two-layer Llama language model), the processor a ``LlavaProcessor`` with a CLIP image processor that
+Two architectures, as ``architecture=``: ``"llava"`` (the default) and ``"idefics3"`` (SmolVLM's: a
+one-layer SigLIP-style tower, a pixel-shuffle connector and a two-layer Llama, 56-pixel images of 4 image
+tokens, TRL's ``smolvlm_training`` template).
+
+The LLaVA is a ``LlavaForConditionalGeneration`` (a one-layer CLIP vision tower, a projector and a
+two-layer Llama language model); the processor a ``LlavaProcessor`` with a CLIP image processor that
 resizes every image to 28 x 28 pixels (4 patches of 14, so 4 image tokens per image), the tiny tokenizer of
 ``trl_sft_kit.testing`` and TRL's bundled ``llava_next_training`` chat template (its ``{% generation %}``
 markers give assistant masks). LLaVA is chosen because its processor needs neither torchvision nor a video
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
 
 __all__ = [
+    "ARCHITECTURES",
     "IMAGE_SIZE",
     "IMAGE_TOKENS_PER_IMAGE",
     "VISION_CHAT_TEMPLATE",
@@ -46,13 +51,49 @@ IMAGE_TOKENS_PER_IMAGE = (IMAGE_SIZE // PATCH_SIZE) ** 2
 """How many ``<image>`` tokens the processor writes for each image."""
 
 VISION_CHAT_TEMPLATE = "llava_next_training"
-"""The TRL chat template the tiny processor renders conversations with."""
+"""The TRL chat template the tiny LLaVA processor renders conversations with."""
+
+ARCHITECTURES: dict[str, str] = {"llava": VISION_CHAT_TEMPLATE, "idefics3": "smolvlm_training"}
+"""The tiny architectures, each with the TRL chat template its processor renders with."""
+
+_IDEFICS3_IMAGE_SIZE = 56
+_IDEFICS3_TOKENS = ("<fake_token_around_image>", "<global-img>")
 
 _COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 
 
-def tiny_vision_processor(chat_template: str = VISION_CHAT_TEMPLATE) -> ProcessorMixin:
-    """A ``LlavaProcessor``: the tiny tokenizer with ``chat_template``, and 28 x 28 pixel images."""
+def tiny_vision_processor(chat_template: str | None = None, *, architecture: str = "llava") -> ProcessorMixin:
+    """The tiny processor of ``architecture`` (see the module docstring), ``chat_template`` or its own.
+
+    Raises:
+        ValueError: an unknown architecture.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)} (got {architecture!r})")
+    template = chat_template or ARCHITECTURES[architecture]
+    if architecture == "idefics3":
+        return _idefics3_processor(template)
+    return _llava_processor(template)
+
+
+def _idefics3_processor(chat_template: str) -> ProcessorMixin:
+    from transformers import Idefics3ImageProcessorPil, Idefics3Processor
+
+    from trl_sft_kit.testing import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(chat_template, extra_texts=[f"A {colour} square." for colour in _COLOURS])
+    tokenizer.add_tokens(list(_IDEFICS3_TOKENS), special_tokens=True)
+    edge = {"longest_edge": _IDEFICS3_IMAGE_SIZE}
+    images = Idefics3ImageProcessorPil(do_image_splitting=False, size=edge, max_image_size=edge)
+    return Idefics3Processor(
+        image_processor=images,
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+        image_seq_len=IMAGE_TOKENS_PER_IMAGE,
+    )
+
+
+def _llava_processor(chat_template: str) -> ProcessorMixin:
     from transformers import LlavaProcessor
 
     from trl_sft_kit.testing import tiny_tokenizer
@@ -76,13 +117,14 @@ def tiny_vision_processor(chat_template: str = VISION_CHAT_TEMPLATE) -> Processo
 
 
 def tiny_vision_model(processor: ProcessorMixin, *, hidden_size: int = 64, seed: int = 0) -> PreTrainedModel:
-    """A float32 ``LlavaForConditionalGeneration`` matching ``processor``, initialised from ``seed``."""
+    """A float32 LLaVA or Idefics3 (as ``processor`` is) matching ``processor``, initialised from ``seed``."""
     import torch
     from transformers import (
-        CLIPVisionConfig,
         GenerationConfig,
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3VisionConfig,
         LlamaConfig,
-        LlavaConfig,
         LlavaForConditionalGeneration,
     )
 
@@ -100,26 +142,30 @@ def tiny_vision_model(processor: ProcessorMixin, *, hidden_size: int = 64, seed:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=32,
-    )
-    config = LlavaConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-1,
-        tie_word_embeddings=True,
-    )
+    model_class: Any
+    config: Any
+    if type(processor).__name__ == "Idefics3Processor":
+        model_class = Idefics3ForConditionalGeneration
+        config = Idefics3Config(
+            text_config=text,
+            vision_config=Idefics3VisionConfig(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                image_size=_IDEFICS3_IMAGE_SIZE,
+                patch_size=PATCH_SIZE,
+            ),
+            scale_factor=2,
+            image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+            tie_word_embeddings=True,
+        )
+    else:
+        model_class = LlavaForConditionalGeneration
+        config = _llava_config(text, tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration._from_config(config, dtype=torch.float32)
+        model = model_class._from_config(config, dtype=torch.float32)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -131,11 +177,38 @@ def tiny_vision_model(processor: ProcessorMixin, *, hidden_size: int = 64, seed:
     return model
 
 
-def save_tiny_vision_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Build the tiny processor and model and save both into ``path`` (loads with ``AutoProcessor``)."""
+def _llava_config(text: Any, tokenizer: Any) -> Any:
+    from transformers import CLIPVisionConfig, LlavaConfig
+
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        projection_dim=32,
+    )
+    return LlavaConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        tie_word_embeddings=True,
+    )
+
+
+def save_tiny_vision_model(
+    path: str | os.PathLike[str], *, architecture: str = "llava", seed: int = 0
+) -> Path:
+    """Build the tiny processor and model of ``architecture`` and save both into ``path``.
+
+    The folder loads with ``AutoProcessor`` and ``AutoModelForImageTextToText``.
+    """
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    processor = tiny_vision_processor()
+    processor = tiny_vision_processor(architecture=architecture)
     model = tiny_vision_model(processor, seed=seed)
     processor.save_pretrained(out)
     model.save_pretrained(out)

@@ -52,26 +52,59 @@ def is_vision_model(spec: ModelSpec) -> bool:
 
 @attrs.define
 class VisionCollator:
-    """TRL's vision collator, then image tokens (and padding) out of the loss: they are inputs, not text."""
+    """TRL's vision collator, then image tokens (and padding) out of the loss: they are inputs, not text.
+
+    ``image_token_id`` is the placeholder each image expands into; ``media_token_ids`` are every token that
+    stands for an image (that one, and the tokens around it: ``<fake_token_around_image>``,
+    ``<global-img>``, ``<|vision_start|>``, ...), none of which is ever trained.
+    """
 
     inner: Any
     image_token_id: int | None
+    media_token_ids: tuple[int, ...] = ()
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
         batch: dict[str, Any] = self.inner([dict(example) for example in examples])
-        if self.image_token_id is not None:
-            batch["labels"][batch["input_ids"] == self.image_token_id] = IGNORE_INDEX
+        if self.media_token_ids:
+            media = torch.isin(batch["input_ids"], torch.tensor(self.media_token_ids))
+            batch["labels"][media] = IGNORE_INDEX
         return batch
+
+
+_MEDIA_TOKEN_ATTRIBUTES = (
+    "image_token",
+    "video_token",
+    "fake_image_token",
+    "global_image_tag",
+    "boi_token",
+    "eoi_token",
+    "vision_start_token",
+    "vision_end_token",
+)
+_MEDIA_TOKEN_LITERALS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def _token_id(tokenizer: Any, token: Any) -> int | None:
+    if not isinstance(token, str) or not token:
+        return None
+    found = tokenizer.convert_tokens_to_ids(token)
+    return found if isinstance(found, int) and found != tokenizer.unk_token_id else None
 
 
 def vision_tokens(processor: Any) -> int | None:
     """The id of the processor's image placeholder token (``<image>``, ``<|image_pad|>``), if it has one."""
-    token = getattr(processor, "image_token", None)
+    return _token_id(processor.tokenizer, getattr(processor, "image_token", None))
+
+
+def media_tokens(processor: Any) -> tuple[int, ...]:
+    """Every token id of the processor that stands for an image or video, or marks one's start or end."""
     tokenizer = processor.tokenizer
-    if token is None:
-        return None
-    found = tokenizer.convert_tokens_to_ids(token)
-    return found if isinstance(found, int) and found != tokenizer.unk_token_id else None
+    vocab = tokenizer.get_vocab()
+    names = [getattr(processor, name, None) for name in _MEDIA_TOKEN_ATTRIBUTES]
+    names += [literal for literal in _MEDIA_TOKEN_LITERALS if literal in vocab]
+    return tuple(sorted({found for name in names if (found := _token_id(tokenizer, name)) is not None}))
 
 
 def refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
@@ -146,7 +179,7 @@ def vision_collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -
     inner = DataCollatorForVisionLanguageModeling(
         processor=processor, max_length=max_length, assistant_only_loss=assistant_only
     )
-    return VisionCollator(inner, vision_tokens(processor))
+    return VisionCollator(inner, vision_tokens(processor), media_tokens(processor))
 
 
 def collated_rows(rows: list[dict[str, Any]], collator: VisionCollator) -> list[tuple[list[int], list[int]]]:
