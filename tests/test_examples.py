@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 NOTEBOOK = EXAMPLES / "quickstart.ipynb"
-TESTED_SCRIPTS = {"chat_sft.py", "instruction_sft.py", "qlora.py", "mixture_eval.py"}
+TESTED_SCRIPTS = {"chat_sft.py", "instruction_sft.py", "qlora.py", "mixture_eval.py", "vision_sft.py"}
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +112,16 @@ def test_mixture_eval(
     printed = capsys.readouterr().out
     assert "eval loss:" in printed and "eval loss: None" not in printed
     assert (outputs / "mixture_eval" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_vision_sft(
+    outputs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_script("vision_sft.py", monkeypatch=monkeypatch)
+    printed = capsys.readouterr().out
+    assert "format 'vision_messages'" in printed and "carry loss (assistant_only)" in printed
+    assert (outputs / "vision_sft" / "adapter_config.json").is_file()
 
 
 # ------------------------------------------------------------------------------------------ notebook

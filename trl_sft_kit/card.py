@@ -144,6 +144,8 @@ def run_info(
             "rows_excluded": report.rows_excluded,
             "skipped_by_field": report.skipped_by_field(),
             "notes": list(report.notes),
+            "media_rows": report.media_rows,
+            "media_dropped": dict(report.media_dropped),
         },
         "data_fingerprint": _plain(dict(fingerprint)) if fingerprint is not None else None,
         "tokenization": {

@@ -415,6 +415,10 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     import torch
 
     model_spec, model_origin = resolve_model(recipe)
+    from trl_sft_kit.vision.compile import compile_vision, is_vision_model
+
+    if is_vision_model(model_spec):  # images in the rows, the processor, TRL's vision collator
+        return compile_vision(recipe, model_spec)
     tokenizer = load_tokenizer(model_spec, model_origin)
     added_tokens = apply_tokens(tokenizer, recipe)
     from trl_sft_kit.data.pipeline import prepare_training_data

@@ -193,6 +193,7 @@ _DATASET_DEFAULTS = {
     "count": None,
     "eval": None,
     "streaming": False,
+    "media": "auto",
 }
 
 

@@ -11,6 +11,7 @@
     │   ├── DataSourceError                 the source is missing, empty or unreadable
     │   ├── DatasetFormatError              no format, several formats, or an ambiguous format
     │   └── RowError                        one row is bad: names the file, row and field
+    │       └── MediaError                  rows hold images, video or audio the recipe cannot train on
     ├── PluginError (TypeError)             a detector or packer plug-in is malformed or clashes
     └── BackendError (RuntimeError)         TRL, transformers, peft or bitsandbytes failed underneath
         └── MissingDependencyError (ImportError)   an optional package is not installed
@@ -29,6 +30,7 @@ __all__ = [
     "DataSourceError",
     "DatasetError",
     "DatasetFormatError",
+    "MediaError",
     "MissingDependencyError",
     "OutputExistsError",
     "PluginError",
@@ -123,6 +125,14 @@ class RowError(DatasetError):
         self.line = line
         self.field = field
         self.reason = message
+
+
+class MediaError(RowError):
+    """Rows hold images, videos or audio (or their ``<image>`` markers) that the recipe cannot train on.
+
+    Raised for the first such row, before any format is detected; ``.dataset(..., media="drop")`` leaves the
+    media out instead (counted and reported).
+    """
 
 
 class PluginError(SFTKitError, TypeError):

@@ -695,6 +695,12 @@ def inspect_recipe(
     from trl_sft_kit.tokenizer import apply_tokens, load_tokenizer
 
     model_spec, origin = resolve_model(recipe)
+    from trl_sft_kit.vision.compile import is_vision_model
+
+    if is_vision_model(model_spec):  # rows with images, rendered by the processor (trl_sft_kit.vision)
+        from trl_sft_kit.vision.inspect import inspect_vision
+
+        return inspect_vision(recipe, model_spec, origin, rows)
     tokenizer = load_tokenizer(model_spec, origin)
     apply_tokens(tokenizer, recipe)
     max_length = max_length_of(recipe)

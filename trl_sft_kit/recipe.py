@@ -131,6 +131,7 @@ class SFTRecipe:
         count: int | None = None,
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
+        media: str = "auto",
     ) -> Self:
         """Return a new recipe that trains on this data; a second call replaces the first (and any mixture).
 
@@ -154,6 +155,10 @@ class SFTRecipe:
             streaming: read the source lazily while training (a ``datasets.IterableDataset``), for data
                 larger than memory; needs ``.training(max_steps=N)``. Packing works on the stream, a buffer
                 of rows at a time (``trl_sft_kit.data.streaming.PACKING_BUFFER``).
+            media: what to do with images, videos and audio in the rows (a ``images`` column, content parts
+                of type ``image``, ``<image>`` markers): ``"auto"`` refuses them (``MediaError``) for a
+                text-only model, ``"drop"`` leaves them out and removes the markers (counted in the
+                ``DatasetReport``), ``"text"`` keeps ``<image>``-style markers as ordinary text.
 
         >>> SFTRecipe().dataset("chats.jsonl").dataset_spec.source
         'chats.jsonl'
@@ -171,6 +176,7 @@ class SFTRecipe:
             count=count,
             eval=eval,
             streaming=streaming,
+            media=media,
         )
         return attrs.evolve(self, dataset_spec=spec, more_datasets=())
 
@@ -187,6 +193,7 @@ class SFTRecipe:
         on_bad_rows: str = "error",
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
+        media: str = "auto",
     ) -> Self:
         """Return a new recipe that also trains on this source; a second call adds another.
 
@@ -207,7 +214,7 @@ class SFTRecipe:
         starts the mixture.
 
         The other options (``format``, ``split``, ``text_field``, ``columns``, ``on_bad_rows``, ``eval``,
-        ``streaming``) are those of ``dataset``, for this source.
+        ``streaming``, ``media``) are those of ``dataset``, for this source.
 
         Args:
             source: as for ``dataset``.
@@ -229,6 +236,7 @@ class SFTRecipe:
             count=count,
             eval=eval,
             streaming=streaming,
+            media=media,
         )
         if self.dataset_spec is None:
             return attrs.evolve(self, dataset_spec=spec, more_datasets=())
@@ -508,6 +516,9 @@ class SFTRecipe:
 
         model, origin = resolve_model(self)
         lines = [f"model: {model.name} (from {origin})"]
+        from trl_sft_kit.vision.detect import explain_vision
+
+        lines += explain_vision(model)
         if self.dataset_spec is not None and not self.more_datasets:
             lines.append(f"data: {self.dataset_spec!r}")
         elif self.dataset_spec is not None:

@@ -311,7 +311,10 @@ class DatasetSpec:
     exact number of rows (either may exceed the source, which is then repeated); neither means every row,
     once. ``eval`` holds out a fraction (``0.05``) or a number of rows (``500``) for evaluation, or names a
     separate evaluation set (read with the same options). ``streaming`` reads the source lazily while
-    training (``datasets.IterableDataset``) instead of preparing it all first.
+    training (``datasets.IterableDataset``) instead of preparing it all first. ``media`` says what to do
+    with images, videos and audio in the rows (``trl_sft_kit.data.media``): ``"auto"`` refuses them for a
+    text-only model, ``"drop"`` leaves them out (counted and reported), ``"text"`` keeps ``<image>``-style
+    markers as ordinary text.
     """
 
     source: Any = attrs.field(converter=_dataset_source)
@@ -324,6 +327,7 @@ class DatasetSpec:
     count: int | None = attrs.field(default=None, validator=_optional_count)
     eval: Any = attrs.field(default=None, converter=_eval_source, validator=_check_eval)
     streaming: bool = attrs.field(default=False, validator=of_type(bool))
+    media: str = attrs.field(default="auto", validator=_one_of("auto", "drop", "text"))
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.source, str) and not self.source.strip():

@@ -61,12 +61,6 @@ BAD_ROWS: list[tuple[str, dict[str, Any], Any, str | None]] = [
         {"messages": [{"role": "user", "content": None}, ASSISTANT]},
         "messages[0].content",
     ),
-    (
-        "image part",
-        GOOD_CHAT,
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x.png"}]}, ASSISTANT]},
-        "messages[0].content",
-    ),
     ("no assistant turn", GOOD_CHAT, {"messages": [USER, {"role": "user", "content": "Again"}]}, "messages"),
     ("null messages", GOOD_CHAT, {"messages": None}, "messages"),
     ("empty messages", GOOD_CHAT, {"messages": []}, "messages"),

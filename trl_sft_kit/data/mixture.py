@@ -18,6 +18,7 @@ How many rows a source gives:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -335,6 +336,8 @@ def combine_reports(reports: Sequence[DatasetReport]) -> DatasetReport:
         rows_kept=sum(report.rows_kept for report in reports),
         skipped=skipped,
         notes=tuple(note for report in reports for note in report.notes),
+        media_rows=sum(report.media_rows for report in reports),
+        media_dropped=sum((Counter(dict(report.media_dropped)) for report in reports), Counter()),
     )
 
 

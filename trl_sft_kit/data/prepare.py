@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.data.media import handle_media
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.sources import RawRows, UnreadableRow, load_rows
 from trl_sft_kit.errors import DatasetError, DatasetFormatError, RowError
@@ -81,8 +82,14 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         RowError: a bad row, when ``spec.on_bad_rows == "error"``; names file, line or row, and field.
             Also when no row is left: every row was bad or left out, or none at all is a JSON object.
         PluginError: a third-party detector failed on a row, or made a row that is not canonical.
+        MediaError: rows hold images, videos or audio and ``spec.media`` does not say to drop them
+            (``trl_sft_kit.data.media``); checked before detection, so for every format.
     """
     raw = rename_columns(raw, spec)
+    kept_rows, media_rows, media_dropped = handle_media(
+        raw.rows, spec.media, source=raw.name, where=raw.where
+    )
+    raw = RawRows(raw.name, kept_rows, raw.origins)
     if raw.rows and not any(isinstance(row, Mapping) for row in raw.rows):
         try:
             _as_object(raw.rows[0])
@@ -123,6 +130,8 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         rows_read=len(raw),
         rows_kept=len(rows),
         skipped=tuple(skipped),
+        media_rows=media_rows,
+        media_dropped=media_dropped,
     )
     if not rows:
         what = "bad" if all(row.bad for row in skipped) else "bad or left out by the format"

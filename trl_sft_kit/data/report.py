@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -28,6 +30,12 @@ class SkippedRow:
         return f"{self.where}{field}: {self.reason}"
 
 
+def _media_counts(value: Any) -> tuple[tuple[str, int], ...]:
+    """``{"images": 3}`` or ``[["images", 3]]`` (from the cache) as sorted ``(kind, count)`` pairs."""
+    pairs = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(kind), int(count)) for kind, count in pairs))
+
+
 def _field_kind(field: str | None) -> str:
     """A field with its list positions blanked, to group skipped rows: ``messages[].role``."""
     return re.sub(r"\[\d+\]", "[]", field) if field else "(the row)"
@@ -49,6 +57,8 @@ class DatasetReport:
         rows_kept: rows converted and kept.
         skipped: every row left out, with where, field and reason.
         notes: anything else worth knowing about the data.
+        media_rows: rows whose images, videos or audio were dropped (``.dataset(..., media="drop")``).
+        media_dropped: what was dropped from them, by kind: ``(("images", 3), ("markers", 3))``.
     """
 
     source: str
@@ -59,6 +69,8 @@ class DatasetReport:
     rows_kept: int
     skipped: tuple[SkippedRow, ...] = ()
     notes: tuple[str, ...] = ()
+    media_rows: int = 0
+    media_dropped: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_media_counts)
 
     @property
     def rows_bad(self) -> int:
@@ -98,5 +110,11 @@ class DatasetReport:
         lines += [f"  skipped {row}" for row in self.skipped[:10]]
         if len(self.skipped) > 10:
             lines.append(f"  ... and {len(self.skipped) - 10} more skipped rows")
+        if self.media_rows:
+            what = ", ".join(f"{count} {kind}" for kind, count in self.media_dropped)
+            lines.append(
+                f"  media dropped (media='drop'): {what}, from {self.media_rows} rows; trained on their "
+                "text alone"
+            )
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)

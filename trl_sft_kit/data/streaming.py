@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from trl_sft_kit.data.masks import IGNORE_INDEX
+from trl_sft_kit.data.media import handle_streamed_row
 from trl_sft_kit.data.mixture import MixtureReport, SourceShare, combine_reports, combine_tokenization
 from trl_sft_kit.data.prepare import _as_object, convert_rows
 from trl_sft_kit.data.sources import (
@@ -422,6 +423,8 @@ class _Generator:
         for where, row in itertools.islice(plan.stream.read(), plan.skip, None):
             if mapping and isinstance(row, Mapping):
                 row = {mapping.get(key, key): value for key, value in row.items()}
+            if isinstance(row, Mapping):
+                row = handle_streamed_row(row, spec.media, where)
             try:
                 converted = convert_row(registration, _as_object(row), options, where)
                 masked = tokenize_row(

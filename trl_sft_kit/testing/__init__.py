@@ -681,3 +681,21 @@ def cached_tiny_model_dir(chat_template: str | None = "qwen2_5") -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# The tiny vision-language model (trl_sft_kit.testing.vision), re-exported.
+from trl_sft_kit.testing.vision import (  # noqa: E402
+    sample_image,
+    save_tiny_vision_model,
+    tiny_vision_model,
+    tiny_vision_processor,
+    write_vision_dataset,
+)
+
+__all__ += [
+    "sample_image",
+    "save_tiny_vision_model",
+    "tiny_vision_model",
+    "tiny_vision_processor",
+    "write_vision_dataset",
+]
