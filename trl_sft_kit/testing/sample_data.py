@@ -90,6 +90,12 @@ _TEXT_KEYS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
 }
 
+# Chat formats: (column, speaker key, text key, (system, user, assistant) speaker names).
+_CHAT_KEYS: dict[str, tuple[str, str, str, tuple[str, str, str]]] = {
+    "messages": ("messages", "role", "content", ("system", "user", "assistant")),
+    "sharegpt": ("conversations", "from", "value", ("system", "human", "gpt")),
+}
+
 
 def _check_format(format: str) -> None:
     if format not in FORMATS:
@@ -138,26 +144,13 @@ def sample_rows(format: str, n: int = 32, *, seed: int = 0) -> list[dict[str, An
         multi_turn = rng.random() < 0.25
         system = rng.choice(_SYSTEM_PROMPTS)
         q2, a2 = extra_rng.choice(QA_PAIRS)
-        if format == "messages":
-            messages: list[dict[str, str]] = []
-            if with_system:
-                messages.append({"role": "system", "content": system})
-            messages.append({"role": "user", "content": question})
-            messages.append({"role": "assistant", "content": answer})
+        if format in _CHAT_KEYS:
+            column, speaker, text, (system_name, user_name, assistant_name) = _CHAT_KEYS[format]
+            turns = [(system_name, system)] if with_system else []
+            turns += [(user_name, question), (assistant_name, answer)]
             if multi_turn:
-                messages.append({"role": "user", "content": q2})
-                messages.append({"role": "assistant", "content": a2})
-            rows.append({"messages": messages})
-        elif format == "sharegpt":
-            conversations: list[dict[str, str]] = []
-            if with_system:
-                conversations.append({"from": "system", "value": system})
-            conversations.append({"from": "human", "value": question})
-            conversations.append({"from": "gpt", "value": answer})
-            if multi_turn:
-                conversations.append({"from": "human", "value": q2})
-                conversations.append({"from": "gpt", "value": a2})
-            rows.append({"conversations": conversations})
+                turns += [(user_name, q2), (assistant_name, a2)]
+            rows.append({column: [{speaker: name, text: content} for name, content in turns]})
         elif format == "alpaca":
             if with_system:  # reuse the draw: roughly a third of the rows carry an input
                 instruction = rng.choice(_ALPACA_INSTRUCTIONS)
