@@ -27,6 +27,7 @@ import attrs
 from hypothesis import strategies as st
 
 from trl_sft_kit.formats.protocol import FormatOptions
+from trl_sft_kit.testing.sample_data import FORMATS
 
 __all__ = [
     "BUILTIN_FORMATS",
@@ -48,15 +49,7 @@ __all__ = [
     "tool_schemas",
 ]
 
-BUILTIN_FORMATS: tuple[str, ...] = (
-    "messages",
-    "sharegpt",
-    "alpaca",
-    "instruction_response",
-    "prompt_completion",
-    "text",
-    "preference_chosen",
-)
+BUILTIN_FORMATS: tuple[str, ...] = (*FORMATS, "preference_chosen")  # the sample-data formats + preference
 """The built-in formats ``cases`` and ``rows`` generate rows of."""
 
 FIELD_NAMES: tuple[str, ...] = (
@@ -277,14 +270,19 @@ def _tools_column(draw: st.DrawFn) -> tuple[Any, list[dict[str, Any]] | None]:
     return (schemas if kind == "list" else json.dumps(schemas, ensure_ascii=draw(st.booleans()))), schemas
 
 
+def _with_tools(draw: st.DrawFn, format: str, row: dict[str, Any], strings: list[str]) -> RowCase:
+    """Finish a chat row: maybe add a ``tools`` column (drawn), and wrap it as a ``RowCase``."""
+    column, schemas = draw(_tools_column())
+    if column is not None:
+        row["tools"] = column
+    return RowCase(format, row, tuple(strings), tools=schemas)
+
+
 @st.composite
 def _messages(draw: st.DrawFn) -> RowCase:
     messages, strings = draw(conversations())
     row: dict[str, Any] = {**draw(_extras()), "messages": messages}
-    column, schemas = draw(_tools_column())
-    if column is not None:
-        row["tools"] = column
-    return RowCase("messages", row, tuple(strings), tools=schemas)
+    return _with_tools(draw, "messages", row, strings)
 
 
 @st.composite
@@ -296,10 +294,7 @@ def _sharegpt(draw: st.DrawFn) -> RowCase:
         system = draw(st.one_of(texts(), _blank()))
         row["system"] = system
         strings = [system, *strings] if system.strip() else strings
-    column, schemas = draw(_tools_column())
-    if column is not None:
-        row["tools"] = column
-    return RowCase("sharegpt", row, tuple(strings), tools=schemas)
+    return _with_tools(draw, "sharegpt", row, strings)
 
 
 @st.composite

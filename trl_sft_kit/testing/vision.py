@@ -79,7 +79,7 @@ def tiny_vision_processor(chat_template: str | None = None, *, architecture: str
 def _idefics3_processor(chat_template: str) -> ProcessorMixin:
     from transformers import Idefics3ImageProcessorPil, Idefics3Processor
 
-    from trl_sft_kit.testing import tiny_tokenizer
+    from trl_sft_kit.testing.tiny_tokenizers import tiny_tokenizer
 
     tokenizer = tiny_tokenizer(chat_template, extra_texts=[f"A {colour} square." for colour in _COLOURS])
     tokenizer.add_tokens(list(_IDEFICS3_TOKENS), special_tokens=True)
@@ -96,7 +96,7 @@ def _idefics3_processor(chat_template: str) -> ProcessorMixin:
 def _llava_processor(chat_template: str) -> ProcessorMixin:
     from transformers import LlavaProcessor
 
-    from trl_sft_kit.testing import tiny_tokenizer
+    from trl_sft_kit.testing.tiny_tokenizers import tiny_tokenizer
 
     try:
         from transformers import CLIPImageProcessorPil as ImageProcessor
