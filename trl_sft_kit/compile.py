@@ -304,8 +304,8 @@ def _require(
     """Raise ``MissingDependencyError`` with the fix unless ``module`` is installed; imports nothing.
 
     Args:
-        module: the import name (``liger_kernel``).
-        package: the distribution that provides it (``liger-kernel``).
+        module: the import name (``bitsandbytes``).
+        package: the distribution that provides it (``bitsandbytes``).
         extra: the trl-sft-kit extra that installs it, for an optional package.
         why: what needs it, to start the message (``"quantize()"``).
         drop: the setting that asked for an optional package, named as the other way out.
@@ -332,15 +332,16 @@ def _import_backend(recipe: SFTRecipe | None = None) -> None:
     """Check that training can start, before any tokenizer, data or model is loaded.
 
     First, without importing anything, that every package training needs is installed, and the optional
-    ones the recipe asks for (bitsandbytes for ``quantize()``, liger-kernel and kernels for ``liger()``);
-    then that the required ones import, in dependency order, so that a broken install is named with its
-    fix instead of surfacing as a traceback from deep inside TRL; last, that ``liger()`` has a CUDA GPU.
+    ones the recipe asks for (bitsandbytes for ``quantize()``, kernels for ``liger()``, whose hub kernels
+    download at model load, so ``liger()`` offline is refused here); then that the required ones import, in
+    dependency order, so that a broken install is named with its fix instead of surfacing as a traceback
+    from deep inside TRL; last, that ``liger()`` has a CUDA GPU.
 
     Raises:
         MissingDependencyError: a package is not installed; the message names what to install (and, for an
             optional one, the setting to drop instead).
         BackendError: a package is installed but fails to import; the message says how to reinstall it.
-        RecipeError: ``liger()`` on a machine without a CUDA GPU.
+        RecipeError: ``liger()`` offline (``HF_HUB_OFFLINE``) or on a machine without a CUDA GPU.
     """
     needed = (  # (import name, distribution, attributes that lazy modules only import on first use)
         ("torch", "torch", ()),
@@ -361,13 +362,23 @@ def _import_backend(recipe: SFTRecipe | None = None) -> None:
             drop=".quantize() from the recipe (use_4bit / use_8bit: false in a flat config)",
         )
     if recipe is not None and recipe.liger_enabled:
-        for module, package in (("liger_kernel", "liger-kernel"), ("kernels", "kernels")):
-            _require(
-                module,
-                package=package,
-                extra="liger",
-                why="liger()",
-                drop=".liger() from the recipe (use_liger_kernel: false in a flat config)",
+        # The hub kernels route (use_kernels=True) needs only `kernels`; the kernels themselves are
+        # downloaded from the Hub when the model loads, so offline there is nothing to load them from.
+        _require(
+            "kernels",
+            package="kernels",
+            extra="liger",
+            why="liger()",
+            drop=".liger() from the recipe (use_liger_kernel: false in a flat config)",
+        )
+        from trl_sft_kit.export import hub_offline
+
+        if hub_offline():
+            raise RecipeError(
+                "liger() loads its kernels from the Hugging Face Hub when the model loads, but offline mode "
+                "is on (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE so the kernels can be downloaded (once; "
+                "they are cached), or drop .liger() from the recipe (use_liger_kernel: false in a flat "
+                "config)."
             )
     for module, package, attributes in needed:
         try:

@@ -311,7 +311,9 @@ class SFTRecipe:
         """Return a new recipe with Liger kernels on (or off); replaces.
 
         Uses the hub kernels route TRL recommends (``use_kernels=True`` when loading the model), not the
-        deprecated ``use_liger_kernel`` flag. Needs a CUDA GPU and the ``liger`` extra.
+        deprecated ``use_liger_kernel`` flag. Needs a CUDA GPU and the ``liger`` extra (the ``kernels``
+        package, in the range transformers pins). The kernels themselves download from the Hub when the
+        model loads (then cached), so ``compile()`` refuses ``liger()`` offline before anything loads.
         """
         return attrs.evolve(self, liger_enabled=enabled)
 
