@@ -33,7 +33,7 @@ from trl_sft_kit.specs import (
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from trl_sft_kit.compile import Compiled
     from trl_sft_kit.inspection import InspectReport
