@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -98,12 +97,23 @@ def load_rows(spec: DatasetSpec) -> RawRows:
     return _read_dataset_object(source, spec)
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
 def is_hub_id(name: str) -> bool:
-    """Whether ``name`` has the shape of a Hugging Face Hub id (``org/name`` or ``name``), not of a path."""
-    return bool(_HUB_ID.match(name))
+    """Whether ``name`` has the shape of a Hugging Face Hub id (``org/name`` or ``name``), not of a path.
+
+    The Hub's own rule, ``huggingface_hub``'s ``validate_repo_id``: the kit's one check of hub ids (data
+    sources, tokenizers, the model card's ``base_model``).
+
+    >>> is_hub_id("Qwen/Qwen3-0.6B"), is_hub_id("gpt2"), is_hub_id("./data/chat"), is_hub_id("a--b/c")
+    (True, True, False, False)
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _looks_like_path(source: str) -> bool:
