@@ -417,9 +417,9 @@ class SFTRecipe:
     def cache(self, enabled: bool | None = True) -> Self:
         """Return a new recipe whose prepared data is (or is not) kept in the preprocessing cache; replaces.
 
-        The cache stores the converted, tokenized (and packed) data on disk, under
-        ``$TRL_SFT_KIT_CACHE`` (default ``~/.cache/trl_sft_kit/data``), keyed by the source data's content,
-        the data part of the recipe, the tokenizer (vocabulary, chat template, special tokens) and the
+        The cache stores the converted, tokenized (and packed) data on disk, in ``data/`` under
+        ``$TRL_SFT_KIT_CACHE`` (default ``$HF_HOME/trl_sft_kit``), keyed by the source data's content, the
+        data part of the recipe, the tokenizer (vocabulary, chat template, special tokens) and the
         kit's version, so a second ``compile()`` of the same recipe skips that work and any change redoes
         it. ``None`` (the default) caches file and hub sources of at least 1 MiB, never in-memory data;
         ``True`` caches any source; ``False`` never. ``TRL_SFT_KIT_CACHE=off`` turns it off everywhere.

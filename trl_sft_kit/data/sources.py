@@ -257,6 +257,7 @@ def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[
     import datasets
 
     lines = _csv_record_lines(path) if suffix == ".csv" else None
+    was_on = datasets.is_progress_bar_enabled()  # restored afterwards: a user who turned them off keeps that
     datasets.disable_progress_bars()
     try:
         if suffix == ".csv":
@@ -266,7 +267,8 @@ def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[
     except Exception as exc:
         raise DataSourceError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}", path=str(path)) from exc
     finally:
-        datasets.enable_progress_bars()
+        if was_on:
+            datasets.enable_progress_bars()
     rows = table.to_list()
     if lines is None or len(lines) != len(rows):
         return rows, [(str(path), None, index) for index in range(len(rows))]
