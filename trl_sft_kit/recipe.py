@@ -241,7 +241,7 @@ class SFTRecipe:
 
     def lora(
         self,
-        r: int = 16,
+        r: int | Any = 16,
         alpha: float = 32,
         dropout: float = 0.05,
         target_modules: str | Iterable[str] = "all-linear",
@@ -249,11 +249,29 @@ class SFTRecipe:
     ) -> Self:
         """Return a new recipe that trains a LoRA adapter; a second call replaces the first.
 
-        Extra keyword arguments go to ``peft.LoraConfig`` (``use_dora=True``, ``modules_to_save=[...]``).
+        Extra keyword arguments go to ``peft.LoraConfig`` (``use_dora=True``, ``modules_to_save=[...]``);
+        peft's own names ``lora_alpha`` and ``lora_dropout`` stand for ``alpha`` and ``dropout``. A
+        ``peft.LoraConfig`` object may be passed instead of the arguments (``.lora(LoraConfig(r=8))``).
 
         >>> SFTRecipe().lora(r=8).lora_spec
         LoraSpec(r=8, alpha=32, dropout=0.05, target_modules='all-linear', options={})
+        >>> SFTRecipe().lora(r=8, lora_alpha=16).lora_spec.alpha
+        16
         """
+        from trl_sft_kit.peft_objects import is_lora_config, lora_spec_from
+
+        if is_lora_config(r):
+            if more_peft_options or (alpha, dropout, target_modules) != (32, 0.05, "all-linear"):
+                raise RecipeError("lora() takes a LoraConfig alone; set the other options on the LoraConfig.")
+            return attrs.evolve(self, lora_spec=lora_spec_from(r))
+        if "lora_alpha" in more_peft_options:  # peft's names for alpha and dropout
+            if alpha != 32:
+                raise RecipeError("lora() got both 'alpha' and 'lora_alpha'; keep one.")
+            alpha = more_peft_options.pop("lora_alpha")
+        if "lora_dropout" in more_peft_options:
+            if dropout != 0.05:
+                raise RecipeError("lora() got both 'dropout' and 'lora_dropout'; keep one.")
+            dropout = more_peft_options.pop("lora_dropout")
         spec = LoraSpec(
             r=r, alpha=alpha, dropout=dropout, target_modules=target_modules, options=more_peft_options
         )
@@ -261,7 +279,7 @@ class SFTRecipe:
 
     def quantize(
         self,
-        mode: str = "4bit",
+        mode: str | Any = "4bit",
         *,
         quant_type: str = "nf4",
         double_quant: bool = True,
@@ -270,11 +288,16 @@ class SFTRecipe:
         """Return a new recipe that loads the base model quantized by bitsandbytes; a second call replaces it.
 
         ``"4bit"`` with LoRA is QLoRA. ``compute_dtype="auto"`` picks bfloat16 on a GPU that supports it,
-        else float32. Needs ``.lora()`` too.
+        else float32. Needs ``.lora()`` too. A ``transformers.BitsAndBytesConfig`` may be passed instead
+        (``.quantize(BitsAndBytesConfig(load_in_4bit=True))``); its fields the kit does not carry are refused.
 
         >>> SFTRecipe().quantize("8bit").quantization_spec.bits
         8
         """
+        from trl_sft_kit.peft_objects import is_bnb_config, quantization_spec_from
+
+        if is_bnb_config(mode):
+            return attrs.evolve(self, quantization_spec=quantization_spec_from(mode))
         spec = QuantizationSpec(
             mode, quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype
         )
