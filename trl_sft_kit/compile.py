@@ -532,6 +532,7 @@ def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConf
 
     init = config.model_init_kwargs
     kwargs: dict[str, Any] = dict(init) if isinstance(init, dict) else {}
+    kwargs.update(thaw(dict(spec.init_kwargs)))  # .model(..., device_map=..., low_cpu_mem_usage=...)
     kwargs["dtype"] = spec.dtype
     if spec.attn_implementation is not None:
         kwargs["attn_implementation"] = spec.attn_implementation

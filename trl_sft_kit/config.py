@@ -105,7 +105,9 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
                 "with save_pretrained() and pass its folder to .model().",
                 key="model",
             )
-        data["model"] = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
+        section = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
+        init_kwargs = section.pop("init_kwargs", {})
+        data["model"] = {**section, **init_kwargs}  # from_pretrained keyword arguments sit beside the rest
     sections = [_dataset_section(spec) for spec in recipe.dataset_specs]
     if sections:
         data["dataset"] = sections[0] if len(sections) == 1 else sections
@@ -182,6 +184,7 @@ _MODEL_DEFAULTS = {
     "attn_implementation": None,
     "trust_remote_code": False,
     "revision": None,
+    "init_kwargs": {},
 }
 _DATASET_DEFAULTS = {
     "format": "auto",
@@ -193,6 +196,8 @@ _DATASET_DEFAULTS = {
     "count": None,
     "eval": None,
     "streaming": False,
+    "config": None,
+    "revision": None,
 }
 
 

@@ -91,6 +91,7 @@ class SFTRecipe:
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        **model_init_kwargs: Any,
     ) -> Self:
         """Return a new recipe that fine-tunes this base model; a second call replaces the first.
 
@@ -102,9 +103,14 @@ class SFTRecipe:
             attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``, ``"eager"``.
             trust_remote_code: allow custom model code from the hub.
             revision: a hub branch, tag or commit.
+            model_init_kwargs: further ``from_pretrained`` keyword arguments, passed through
+                (``device_map="auto"``, ``low_cpu_mem_usage=True``, ...); those a recipe method sets
+                (``quantization_config``: ``quantize()``; ``use_kernels``: ``liger()``) are refused.
 
         >>> SFTRecipe().model("gpt2").model("Qwen/Qwen2.5-0.5B").model_spec.name
         'Qwen/Qwen2.5-0.5B'
+        >>> dict(SFTRecipe().model("gpt2", device_map="auto").model_spec.init_kwargs)
+        {'device_map': 'auto'}
         """
         spec = ModelSpec(
             name_or_path_or_object,
@@ -113,6 +119,7 @@ class SFTRecipe:
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             revision=revision,
+            init_kwargs=model_init_kwargs,
         )
         if spec.is_loaded and spec.tokenizer is None:
             raise RecipeError("a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer).")
@@ -131,6 +138,8 @@ class SFTRecipe:
         count: int | None = None,
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
+        config: str | None = None,
+        revision: str | None = None,
     ) -> Self:
         """Return a new recipe that trains on this data; a second call replaces the first (and any mixture).
 
@@ -154,6 +163,8 @@ class SFTRecipe:
             streaming: read the source lazily while training (a ``datasets.IterableDataset``), for data
                 larger than memory; needs ``.training(max_steps=N)``. Packing works on the stream, a buffer
                 of rows at a time (``trl_sft_kit.data.streaming.PACKING_BUFFER``).
+            config: a hub dataset's configuration (subset) name, ``load_dataset(source, config)``.
+            revision: a hub dataset's branch, tag or commit.
 
         >>> SFTRecipe().dataset("chats.jsonl").dataset_spec.source
         'chats.jsonl'
@@ -171,6 +182,8 @@ class SFTRecipe:
             count=count,
             eval=eval,
             streaming=streaming,
+            config=config,
+            revision=revision,
         )
         return attrs.evolve(self, dataset_spec=spec, more_datasets=())
 
@@ -187,6 +200,8 @@ class SFTRecipe:
         on_bad_rows: str = "error",
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
+        config: str | None = None,
+        revision: str | None = None,
     ) -> Self:
         """Return a new recipe that also trains on this source; a second call adds another.
 
@@ -207,7 +222,7 @@ class SFTRecipe:
         starts the mixture.
 
         The other options (``format``, ``split``, ``text_field``, ``columns``, ``on_bad_rows``, ``eval``,
-        ``streaming``) are those of ``dataset``, for this source.
+        ``streaming``, ``config``, ``revision``) are those of ``dataset``, for this source.
 
         Args:
             source: as for ``dataset``.
@@ -229,6 +244,8 @@ class SFTRecipe:
             count=count,
             eval=eval,
             streaming=streaming,
+            config=config,
+            revision=revision,
         )
         if self.dataset_spec is None:
             return attrs.evolve(self, dataset_spec=spec, more_datasets=())

@@ -299,7 +299,8 @@ def _hub_fingerprint(name: str, spec: DatasetSpec) -> str:
     import datasets
 
     try:
-        return str(datasets.load_dataset(name, split=spec.split)._fingerprint)
+        table = datasets.load_dataset(name, spec.config, split=spec.split, revision=spec.revision)
+        return str(table._fingerprint)
     except Exception as exc:
         raise _UncacheableError(
             f"the hub dataset {name!r} could not be fingerprinted ({type(exc).__name__})"

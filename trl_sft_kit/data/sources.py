@@ -301,7 +301,7 @@ def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
     import datasets
 
     try:
-        table = datasets.load_dataset(name, split=spec.split)
+        table = datasets.load_dataset(name, spec.config, split=spec.split, revision=spec.revision)
     except Exception as exc:
         raise DataSourceError(
             f"could not load {name!r} as a local path or a hub dataset ({type(exc).__name__}: {exc}). If it "
