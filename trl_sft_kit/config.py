@@ -317,6 +317,9 @@ def _call(method: Any, key: str, *args: Any, keys: Mapping[str, str] | None = No
 
 def _build(data: Mapping[str, Any]) -> SFTRecipe:
     from trl_sft_kit.recipe import SFTRecipe
+    from trl_sft_kit.trl_keys import translate_trl_keys
+
+    data = translate_trl_keys(data)  # TRL's `trl sft` keys (dataset_name, use_peft, ...) as the kit's
 
     unknown = [key for key in data if not isinstance(key, str)]
     if unknown:
