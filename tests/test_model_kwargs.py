@@ -33,8 +33,11 @@ def test_model_init_kwargs_owned_by_a_method_are_refused() -> None:
 def test_model_init_kwargs_round_trip_through_a_config() -> None:
     recipe = SFTRecipe().model("gpt2", device_map="auto", low_cpu_mem_usage=True)
     data = recipe_to_dict(recipe)
-    assert data["model"] == {"source": "gpt2", "device_map": "auto", "low_cpu_mem_usage": True}
+    init = {"device_map": "auto", "low_cpu_mem_usage": True}
+    assert data["model"] == {"source": "gpt2", "model_init_kwargs": init}
     assert recipe_from_dict(data) == recipe
+    # TRL's SFTConfig field of that name, flat, means the same
+    assert recipe_from_dict({"model_name_or_path": "gpt2", "model_init_kwargs": init}) == recipe
     assert "device_map='auto'" in repr(recipe.model_spec)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Compiled",
     "compile_recipe",
     "config_kwargs",
+    "fallback_model_note",
     "resolve_model",
 ]
 
@@ -206,6 +207,14 @@ def resolve_model(recipe: SFTRecipe) -> tuple[ModelSpec, str]:
     if from_env:
         return ModelSpec(from_env), f"${MODEL_ENV}"
     return ModelSpec(DEFAULT_MODEL), "the default"
+
+
+def fallback_model_note(spec: ModelSpec, origin: str) -> str:
+    """The line that names the model trained when the recipe has no ``.model()``: in explain() and the log."""
+    return (
+        f"no .model() in the recipe: training {spec.name} ({origin}). Choose the model with "
+        f".model(...) or ${MODEL_ENV}."
+    )
 
 
 def config_kwargs(
@@ -426,6 +435,8 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     import torch
 
     model_spec, model_origin = resolve_model(recipe)
+    if recipe.model_spec is None:
+        run_logger().warning("%s", fallback_model_note(model_spec, model_origin))
     tokenizer = load_tokenizer(model_spec, model_origin)
     added_tokens = apply_tokens(tokenizer, recipe)
     from trl_sft_kit.data.pipeline import prepare_training_data

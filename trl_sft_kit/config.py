@@ -107,7 +107,9 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
             )
         section = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
         init_kwargs = section.pop("init_kwargs", {})
-        data["model"] = {**section, **init_kwargs}  # from_pretrained keyword arguments sit beside the rest
+        if init_kwargs:  # from_pretrained keyword arguments, under TRL's name for them
+            section["model_init_kwargs"] = init_kwargs
+        data["model"] = section
     sections = [_dataset_section(spec) for spec in recipe.dataset_specs]
     if sections:
         data["dataset"] = sections[0] if len(sections) == 1 else sections
@@ -350,7 +352,19 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         source = model.pop("source", None) or model.pop("name_or_path", None)
         if source is None:
             raise ConfigError("the 'model' section needs a 'source' (a folder or hub id).", key="model")
-        recipe = _call(recipe.model, "model", source, **model)
+        allowed = sorted((set(_MODEL_DEFAULTS) - {"init_kwargs"}) | {"model_init_kwargs"})
+        extra = [key for key in model if key not in allowed]
+        if extra:  # from_pretrained's own keyword arguments go under model_init_kwargs, so typos are caught
+            close = difflib.get_close_matches(extra[0], allowed, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"the 'model' section has no key {extra[0]!r}.{hint} Further from_pretrained keyword "
+                "arguments go under 'model_init_kwargs'.",
+                key="model",
+            )
+        init = model.pop("model_init_kwargs", None) or {}
+        init_kwargs = dict(_expect(init, Mapping, "model.model_init_kwargs"))
+        recipe = _call(recipe.model, "model", source, **model, **init_kwargs)
 
     # dataset: one source, or a list of them (a mixture)
     listed = data.get("dataset")

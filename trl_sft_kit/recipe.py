@@ -546,10 +546,12 @@ class SFTRecipe:
 
         Loads nothing heavy: no model, tokenizer or dataset.
         """
-        from trl_sft_kit.compile import config_kwargs, resolve_model
+        from trl_sft_kit.compile import config_kwargs, fallback_model_note, resolve_model
 
         model, origin = resolve_model(self)
         lines = [f"model: {model.name} (from {origin})"]
+        if self.model_spec is None:
+            lines.append(f"  {fallback_model_note(model, origin)}")
         if self.dataset_spec is not None and not self.more_datasets:
             lines.append(f"data: {self.dataset_spec!r}")
         elif self.dataset_spec is not None:

@@ -29,6 +29,7 @@ TRL_KEYS: dict[str, str] = {
     "torch_dtype": "model.dtype",
     "attn_implementation": "model.attn_implementation",
     "trust_remote_code": "model.trust_remote_code",
+    "model_init_kwargs": "model.model_init_kwargs",
     "dataset_config": "dataset.config",
     "dataset_train_split": "dataset.split",
     "dataset_streaming": "dataset.streaming",
