@@ -105,11 +105,11 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
                 "with save_pretrained() and pass its folder to .model().",
                 key="model",
             )
-        section = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
-        init_kwargs = section.pop("init_kwargs", {})
+        model_section = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
+        init_kwargs = model_section.pop("init_kwargs", {})
         if init_kwargs:  # from_pretrained keyword arguments, under TRL's name for them
-            section["model_init_kwargs"] = init_kwargs
-        data["model"] = section
+            model_section["model_init_kwargs"] = init_kwargs
+        data["model"] = model_section
     sections = [_dataset_section(spec) for spec in recipe.dataset_specs]
     if sections:
         data["dataset"] = sections[0] if len(sections) == 1 else sections
@@ -180,7 +180,7 @@ def _dataset_section(spec: DatasetSpec) -> dict[str, Any]:
     return section
 
 
-_MODEL_DEFAULTS = {
+_MODEL_DEFAULTS: dict[str, Any] = {
     "tokenizer": None,
     "dtype": "auto",
     "attn_implementation": None,
