@@ -39,12 +39,14 @@ def test_model_init_kwargs_round_trip_through_a_config() -> None:
     # TRL's SFTConfig field of that name, flat, means the same
     assert recipe_from_dict({"model_name_or_path": "gpt2", "model_init_kwargs": init}) == recipe
     assert "device_map='auto'" in repr(recipe.model_spec)
+    assert "from_pretrained(..., device_map='auto', low_cpu_mem_usage=True)" in recipe.explain()
 
 
 def test_hub_dataset_config_and_revision() -> None:
     recipe = SFTRecipe().dataset("org/data", config="en", revision="v1.0").mix("org/more", config="fr")
     first, second = recipe.dataset_specs
     assert (first.config, first.revision, second.config, second.revision) == ("en", "v1.0", "fr", None)
+    assert repr(first) == "DatasetSpec('org/data', config='en', revision='v1.0')"
     data = recipe_to_dict(recipe)
     assert data["dataset"][0] == {"source": "org/data", "config": "en", "revision": "v1.0"}
     assert recipe_from_dict(data) == recipe

@@ -549,7 +549,8 @@ class SFTRecipe:
         from trl_sft_kit.compile import config_kwargs, fallback_model_note, resolve_model
 
         model, origin = resolve_model(self)
-        lines = [f"model: {model.name} (from {origin})"]
+        init = "".join(f", {key}={value!r}" for key, value in model.init_kwargs.items())
+        lines = [f"model: {model.name} (from {origin}{init and f'; from_pretrained(...{init})'})"]
         if self.model_spec is None:
             lines.append(f"  {fallback_model_note(model, origin)}")
         if self.dataset_spec is not None and not self.more_datasets:

@@ -412,6 +412,8 @@ _DATASET_REPR_FIELDS = (
     "count",
     "eval",
     "streaming",
+    "config",
+    "revision",
 )
 
 
