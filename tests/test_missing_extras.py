@@ -187,9 +187,9 @@ def test_quantization_without_bitsandbytes_names_the_extra_or_the_setting(tmp_pa
         assert got["heavy"] == []
 
 
-def test_liger_without_its_packages_names_the_extra_or_the_setting(tmp_path: Path) -> None:
+def test_liger_without_kernels_names_the_extra_or_the_setting(tmp_path: Path) -> None:
     outcomes = run_hidden(
-        ["liger_kernel", "kernels"],
+        ["kernels"],
         """
         from trl_sft_kit import SFTRecipe
         from trl_sft_kit.stage import TRLSFTConfig, TRLSFTStage
@@ -203,29 +203,32 @@ def test_liger_without_its_packages_names_the_extra_or_the_setting(tmp_path: Pat
     for label in ("compile", "stage"):
         got = outcomes[label]
         assert "MissingDependencyError" in got["error"], got
-        assert got["package"] == "liger-kernel" and got["extra"] == "liger"
+        assert got["package"] == "kernels" and got["extra"] == "liger"
         assert "pip install 'trl-sft-kit[liger]'" in got["message"]
         assert "drop .liger()" in got["message"] and "use_liger_kernel: false" in got["message"]
         assert got["heavy"] == []
 
 
+def _online(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 def test_liger_without_a_gpu_names_the_setting_to_drop(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """With liger's packages present (faked here) but no CUDA GPU, the error says what to drop."""
+    """With `kernels` present and liger-kernel absent (the hub kernels route needs only the former),
+    but no CUDA GPU, the error says what to drop."""
     import torch
 
     from trl_sft_kit.compile import _import_backend
 
-    _import_backend()  # import TRL and the rest now, before find_spec is faked below
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, package: str | None = None) -> Any:
-        if name in ("liger_kernel", "kernels"):
-            return importlib.machinery.ModuleSpec(name, None)
-        return real_find_spec(name, package)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    _import_backend()  # import TRL and the rest now
+    assert importlib.util.find_spec("kernels") is not None
+    assert importlib.util.find_spec("liger_kernel") is None  # not installed, and not asked for
+    _online(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     recipe = SFTRecipe().model(tmp_path / "no-such-model").dataset(CHAT).lora(r=4).liger()
     with pytest.raises(RecipeError, match=r"needs a CUDA GPU") as caught:
@@ -233,6 +236,21 @@ def test_liger_without_a_gpu_names_the_setting_to_drop(
     assert "Drop .liger()" in str(caught.value) and "use_liger_kernel: false" in str(caught.value)
     with pytest.raises(RecipeError, match=r"use_liger_kernel: false"):
         TRLSFTStage(TRLSFTConfig(dataset_name_or_path=str(CHAT), use_liger_kernel=True))
+
+
+def test_liger_offline_is_refused_before_anything_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Hub kernels download at model load: offline, compile() says so before a tokenizer or data loads."""
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # so only the offline check can refuse
+    missing_data = tmp_path / "missing.jsonl"  # reading it would raise DataSourceError instead
+    recipe = SFTRecipe().model(tmp_path / "no-such-model").dataset(missing_data).lora(r=4).liger()
+    with pytest.raises(RecipeError, match=r"loads its kernels from the Hugging Face Hub") as caught:
+        recipe.compile()
+    assert "HF_HUB_OFFLINE" in str(caught.value) and "drop .liger()" in str(caught.value)
 
 
 BROKEN_TRL = {

@@ -479,7 +479,7 @@ def test_neftune_alpha_must_be_positive(alpha: Any) -> None:
         lambda: SFTRecipe().lora(dropout=1.0),
         lambda: SFTRecipe().lora(alpha=-1),
         lambda: SFTRecipe().lora(target_modules=[]),
-        lambda: SFTRecipe().lora(lora_alpha=3),
+        lambda: SFTRecipe().lora(alpha=4, lora_alpha=3),  # peft's name beside the short one
         lambda: SFTRecipe().quantize("2bit"),
         lambda: SFTRecipe().quantize(double_quant="yes"),
         lambda: SFTRecipe().loss("everything"),

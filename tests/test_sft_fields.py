@@ -16,7 +16,9 @@ from trl_sft_kit.sft_fields import (
     _SNAPSHOT,
     FIELD_ALIASES,
     OWNED_FIELDS,
+    SNAPSHOT_TRL_VERSION,
     coerce_field_value,
+    installed_trl_version,
     resolve_training_fields,
     sftconfig_fields,
 )
@@ -75,6 +77,19 @@ def expected_kind(info: dict[str, Any]) -> str:
     return ""
 
 
+# At another TRL (the lowest-TRL nox session) the snapshot is not used: fields are read live instead.
+same_trl = pytest.mark.skipif(
+    installed_trl_version() != SNAPSHOT_TRL_VERSION,
+    reason=f"the snapshot is of TRL {SNAPSHOT_TRL_VERSION}; installed: {installed_trl_version()}",
+)
+
+
+@same_trl
+def test_snapshot_records_the_trl_it_was_taken_from(live_sftconfig: dict[str, Any]) -> None:
+    assert live_sftconfig["version"] == SNAPSHOT_TRL_VERSION
+
+
+@same_trl
 def test_snapshot_names_equal_the_installed_sftconfig(live_sftconfig: dict[str, Any]) -> None:
     live = set(live_sftconfig["fields"])
     snapshot = set(_SNAPSHOT)
@@ -82,6 +97,7 @@ def test_snapshot_names_equal_the_installed_sftconfig(live_sftconfig: dict[str, 
     assert not snapshot - live, f"fields TRL {live_sftconfig['version']} dropped: {sorted(snapshot - live)}"
 
 
+@same_trl
 def test_snapshot_kinds_match_the_installed_sftconfig(live_sftconfig: dict[str, Any]) -> None:
     wrong = {
         name: (kind, expected_kind(live_sftconfig["fields"][name]))
@@ -91,11 +107,46 @@ def test_snapshot_kinds_match_the_installed_sftconfig(live_sftconfig: dict[str, 
     assert not wrong, f"snapshot kind vs the kind TRL's annotation implies: {wrong}"
 
 
+@same_trl
 def test_sftconfig_fields_is_the_snapshot_or_its_live_equal() -> None:
     assert set(sftconfig_fields()) == set(_SNAPSHOT)
     fields = sftconfig_fields()
     fields["made_up"] = "int"
     assert "made_up" not in sftconfig_fields()  # a copy is returned
+
+
+FIELDS_BY_VERSION_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from trl_sft_kit import sft_fields
+
+    sft_fields._SNAPSHOT["only_in_the_snapshot"] = "int"  # tells which of the two was read
+    sft_fields.SNAPSHOT_TRL_VERSION = sys.argv[1]
+    fields = sft_fields.sftconfig_fields()
+    print(json.dumps({"trl_imported": "trl" in sys.modules, "snapshot": "only_in_the_snapshot" in fields,
+                      "has_max_length": "max_length" in fields}))
+    """
+)
+
+
+@pytest.mark.parametrize("snapshot_version", ["same", "0.0.1"])
+def test_fields_are_read_live_when_the_installed_trl_is_another_version(snapshot_version: str) -> None:
+    version = installed_trl_version() if snapshot_version == "same" else snapshot_version
+    result = subprocess.run(
+        [sys.executable, "-c", FIELDS_BY_VERSION_SCRIPT, str(version)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["has_max_length"]
+    if snapshot_version == "same":  # the snapshot, and TRL is not imported to build a recipe
+        assert got == {"trl_imported": False, "snapshot": True, "has_max_length": True}
+    else:  # another TRL: its own fields, read live
+        assert got == {"trl_imported": True, "snapshot": False, "has_max_length": True}
 
 
 def test_aliases_and_owned_fields_name_real_fields() -> None:

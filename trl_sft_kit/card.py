@@ -15,7 +15,6 @@ import datetime
 import enum
 import json
 import platform
-import re
 import warnings
 from collections.abc import Mapping
 from importlib import metadata
@@ -27,6 +26,7 @@ from trl_sft_kit.specs import spec_to_dict, thaw
 
 if TYPE_CHECKING:
     from trl_sft_kit.compile import Compiled
+    from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.result import TrainResult
 
 __all__ = [
@@ -74,7 +74,6 @@ _TRAINING_KEYS = (
     "fp16",
     "seed",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _RECIPE_IN_CARD = 4000
 """The card shows ``recipe.yaml`` inline up to this many characters (inline rows can make it long)."""
 
@@ -147,6 +146,8 @@ def run_info(
             "media_rows": report.media_rows,
             "media_dropped": dict(report.media_dropped),
         },
+        "hub_datasets": _hub_datasets(recipe),
+        "license": None,  # the trained model's licence, when known: the card's `license` field
         "data_fingerprint": _plain(dict(fingerprint)) if fingerprint is not None else None,
         "tokenization": {
             key: _plain(value)
@@ -174,6 +175,23 @@ def run_info(
         "data_summary": result.data_summary,
         "versions": library_versions(),
     }
+
+
+def _hub_datasets(recipe: SFTRecipe) -> list[str]:
+    """The Hub dataset ids the recipe trains (and evaluates) on, for the card's ``datasets`` field."""
+    from trl_sft_kit.data.sources import SUPPORTED_SUFFIXES
+
+    found: list[str] = []
+    for spec in recipe.dataset_specs:
+        for source in (spec.source, spec.eval):
+            if (
+                isinstance(source, str)
+                and not source.lower().endswith(SUPPORTED_SUFFIXES)
+                and is_hub_id(source)
+                and source not in found
+            ):
+                found.append(source)
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -267,7 +285,7 @@ def render_card(info: Mapping[str, Any], *, merged: bool = False, recipe_text: s
     base = str(info.get("base_model") or "unknown")
     adapter = info.get("kind") == "lora" and not merged
     sections = [
-        _front_matter(base, adapter=adapter, lora=info.get("lora") is not None),
+        _front_matter(info, base, adapter=adapter, lora=info.get("lora") is not None),
         _title(info, base, adapter=adapter, merged=merged),
         _data_section(info),
         _loss_section(info),
@@ -283,21 +301,26 @@ def render_card(info: Mapping[str, Any], *, merged: bool = False, recipe_text: s
 
 
 def is_hub_id(name: str) -> bool:
-    """Whether ``name`` looks like a Hub model id (``owner/name``) rather than a local folder."""
-    return bool(_HUB_ID.match(name)) and not Path(name).expanduser().exists()
+    """Whether ``name`` is a Hub model id (``data.sources.is_hub_id``, the Hub's rule), not a local folder."""
+    from trl_sft_kit.data.sources import is_hub_id as hub_id_shaped
+
+    return hub_id_shaped(name) and not Path(name).expanduser().exists()
 
 
-def _front_matter(base: str, *, adapter: bool, lora: bool) -> str:
-    import yaml
+def _front_matter(info: Mapping[str, Any], base: str, *, adapter: bool, lora: bool) -> str:
+    """The card's YAML metadata, built by ``huggingface_hub.ModelCardData`` (the Hub's own schema)."""
+    from huggingface_hub import ModelCardData
 
-    meta: dict[str, Any] = {}
-    # The Hub refuses a card whose base_model is not a model id, so a local path stays in the text only.
-    if is_hub_id(base):
-        meta["base_model"] = base
-    meta["library_name"] = "peft" if adapter else "transformers"
-    meta["pipeline_tag"] = "text-generation"
-    meta["tags"] = [*TAGS, *(["lora"] if lora else [])]
-    return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---"
+    data = ModelCardData(
+        # The Hub refuses a card whose base_model is not a model id, so a local path stays in the text only.
+        base_model=base if is_hub_id(base) else None,
+        datasets=list(info.get("hub_datasets") or []) or None,
+        license=info.get("license") or None,
+        library_name="peft" if adapter else "transformers",
+        pipeline_tag="text-generation",
+        tags=[*TAGS, *(["lora"] if lora else [])],
+    )
+    return f"---\n{data.to_yaml()}\n---"
 
 
 def _title(info: Mapping[str, Any], base: str, *, adapter: bool, merged: bool) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "Compiled",
     "compile_recipe",
     "config_kwargs",
+    "fallback_model_note",
     "resolve_model",
 ]
 
@@ -208,6 +209,14 @@ def resolve_model(recipe: SFTRecipe) -> tuple[ModelSpec, str]:
     return ModelSpec(DEFAULT_MODEL), "the default"
 
 
+def fallback_model_note(spec: ModelSpec, origin: str) -> str:
+    """The line that names the model trained when the recipe has no ``.model()``: in explain() and the log."""
+    return (
+        f"no .model() in the recipe: training {spec.name} ({origin}). Choose the model with "
+        f".model(...) or ${MODEL_ENV}."
+    )
+
+
 def config_kwargs(
     recipe: SFTRecipe,
     *,
@@ -304,8 +313,8 @@ def _require(
     """Raise ``MissingDependencyError`` with the fix unless ``module`` is installed; imports nothing.
 
     Args:
-        module: the import name (``liger_kernel``).
-        package: the distribution that provides it (``liger-kernel``).
+        module: the import name (``bitsandbytes``).
+        package: the distribution that provides it (``bitsandbytes``).
         extra: the trl-sft-kit extra that installs it, for an optional package.
         why: what needs it, to start the message (``"quantize()"``).
         drop: the setting that asked for an optional package, named as the other way out.
@@ -332,15 +341,16 @@ def _import_backend(recipe: SFTRecipe | None = None) -> None:
     """Check that training can start, before any tokenizer, data or model is loaded.
 
     First, without importing anything, that every package training needs is installed, and the optional
-    ones the recipe asks for (bitsandbytes for ``quantize()``, liger-kernel and kernels for ``liger()``);
-    then that the required ones import, in dependency order, so that a broken install is named with its
-    fix instead of surfacing as a traceback from deep inside TRL; last, that ``liger()`` has a CUDA GPU.
+    ones the recipe asks for (bitsandbytes for ``quantize()``, kernels for ``liger()``, whose hub kernels
+    download at model load, so ``liger()`` offline is refused here); then that the required ones import, in
+    dependency order, so that a broken install is named with its fix instead of surfacing as a traceback
+    from deep inside TRL; last, that ``liger()`` has a CUDA GPU.
 
     Raises:
         MissingDependencyError: a package is not installed; the message names what to install (and, for an
             optional one, the setting to drop instead).
         BackendError: a package is installed but fails to import; the message says how to reinstall it.
-        RecipeError: ``liger()`` on a machine without a CUDA GPU.
+        RecipeError: ``liger()`` offline (``HF_HUB_OFFLINE``) or on a machine without a CUDA GPU.
     """
     needed = (  # (import name, distribution, attributes that lazy modules only import on first use)
         ("torch", "torch", ()),
@@ -361,13 +371,23 @@ def _import_backend(recipe: SFTRecipe | None = None) -> None:
             drop=".quantize() from the recipe (use_4bit / use_8bit: false in a flat config)",
         )
     if recipe is not None and recipe.liger_enabled:
-        for module, package in (("liger_kernel", "liger-kernel"), ("kernels", "kernels")):
-            _require(
-                module,
-                package=package,
-                extra="liger",
-                why="liger()",
-                drop=".liger() from the recipe (use_liger_kernel: false in a flat config)",
+        # The hub kernels route (use_kernels=True) needs only `kernels`; the kernels themselves are
+        # downloaded from the Hub when the model loads, so offline there is nothing to load them from.
+        _require(
+            "kernels",
+            package="kernels",
+            extra="liger",
+            why="liger()",
+            drop=".liger() from the recipe (use_liger_kernel: false in a flat config)",
+        )
+        from trl_sft_kit.export import hub_offline
+
+        if hub_offline():
+            raise RecipeError(
+                "liger() loads its kernels from the Hugging Face Hub when the model loads, but offline mode "
+                "is on (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE so the kernels can be downloaded (once; "
+                "they are cached), or drop .liger() from the recipe (use_liger_kernel: false in a flat "
+                "config)."
             )
     for module, package, attributes in needed:
         try:
@@ -415,6 +435,8 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
     import torch
 
     model_spec, model_origin = resolve_model(recipe)
+    if recipe.model_spec is None:
+        run_logger().warning("%s", fallback_model_note(model_spec, model_origin))
     from trl_sft_kit.vision.compile import compile_vision, is_vision_model
 
     if is_vision_model(model_spec):  # images in the rows, the processor, TRL's vision collator
@@ -525,6 +547,7 @@ def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConf
 
     init = config.model_init_kwargs
     kwargs: dict[str, Any] = dict(init) if isinstance(init, dict) else {}
+    kwargs.update(thaw(dict(spec.init_kwargs)))  # .model(..., device_map=..., low_cpu_mem_usage=...)
     kwargs["dtype"] = spec.dtype
     if spec.attn_implementation is not None:
         kwargs["attn_implementation"] = spec.attn_implementation

@@ -105,7 +105,11 @@ def recipe_to_dict(recipe: SFTRecipe) -> dict[str, Any]:
                 "with save_pretrained() and pass its folder to .model().",
                 key="model",
             )
-        data["model"] = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
+        model_section = _non_default(spec_to_dict(model), _MODEL_DEFAULTS)
+        init_kwargs = model_section.pop("init_kwargs", {})
+        if init_kwargs:  # from_pretrained keyword arguments, under TRL's name for them
+            model_section["model_init_kwargs"] = init_kwargs
+        data["model"] = model_section
     sections = [_dataset_section(spec) for spec in recipe.dataset_specs]
     if sections:
         data["dataset"] = sections[0] if len(sections) == 1 else sections
@@ -176,12 +180,13 @@ def _dataset_section(spec: DatasetSpec) -> dict[str, Any]:
     return section
 
 
-_MODEL_DEFAULTS = {
+_MODEL_DEFAULTS: dict[str, Any] = {
     "tokenizer": None,
     "dtype": "auto",
     "attn_implementation": None,
     "trust_remote_code": False,
     "revision": None,
+    "init_kwargs": {},
 }
 _DATASET_DEFAULTS = {
     "format": "auto",
@@ -194,6 +199,8 @@ _DATASET_DEFAULTS = {
     "eval": None,
     "streaming": False,
     "media": "auto",
+    "config": None,
+    "revision": None,
 }
 
 
@@ -313,6 +320,9 @@ def _call(method: Any, key: str, *args: Any, keys: Mapping[str, str] | None = No
 
 def _build(data: Mapping[str, Any]) -> SFTRecipe:
     from trl_sft_kit.recipe import SFTRecipe
+    from trl_sft_kit.trl_keys import translate_trl_keys
+
+    data = translate_trl_keys(data)  # TRL's `trl sft` keys (dataset_name, use_peft, ...) as the kit's
 
     unknown = [key for key in data if not isinstance(key, str)]
     if unknown:
@@ -343,7 +353,19 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         source = model.pop("source", None) or model.pop("name_or_path", None)
         if source is None:
             raise ConfigError("the 'model' section needs a 'source' (a folder or hub id).", key="model")
-        recipe = _call(recipe.model, "model", source, **model)
+        allowed = sorted((set(_MODEL_DEFAULTS) - {"init_kwargs"}) | {"model_init_kwargs"})
+        extra = [key for key in model if key not in allowed]
+        if extra:  # from_pretrained's own keyword arguments go under model_init_kwargs, so typos are caught
+            close = difflib.get_close_matches(extra[0], allowed, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"the 'model' section has no key {extra[0]!r}.{hint} Further from_pretrained keyword "
+                "arguments go under 'model_init_kwargs'.",
+                key="model",
+            )
+        init = model.pop("model_init_kwargs", None) or {}
+        init_kwargs = dict(_expect(init, Mapping, "model.model_init_kwargs"))
+        recipe = _call(recipe.model, "model", source, **model, **init_kwargs)
 
     # dataset: one source, or a list of them (a mixture)
     listed = data.get("dataset")

@@ -33,7 +33,7 @@ from trl_sft_kit.specs import (
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from trl_sft_kit.compile import Compiled
     from trl_sft_kit.inspection import InspectReport
@@ -91,6 +91,7 @@ class SFTRecipe:
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        **model_init_kwargs: Any,
     ) -> Self:
         """Return a new recipe that fine-tunes this base model; a second call replaces the first.
 
@@ -102,9 +103,14 @@ class SFTRecipe:
             attn_implementation: e.g. ``"sdpa"``, ``"flash_attention_2"``, ``"eager"``.
             trust_remote_code: allow custom model code from the hub.
             revision: a hub branch, tag or commit.
+            model_init_kwargs: further ``from_pretrained`` keyword arguments, passed through
+                (``device_map="auto"``, ``low_cpu_mem_usage=True``, ...); those a recipe method sets
+                (``quantization_config``: ``quantize()``; ``use_kernels``: ``liger()``) are refused.
 
         >>> SFTRecipe().model("gpt2").model("Qwen/Qwen2.5-0.5B").model_spec.name
         'Qwen/Qwen2.5-0.5B'
+        >>> dict(SFTRecipe().model("gpt2", device_map="auto").model_spec.init_kwargs)
+        {'device_map': 'auto'}
         """
         spec = ModelSpec(
             name_or_path_or_object,
@@ -113,6 +119,7 @@ class SFTRecipe:
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             revision=revision,
+            init_kwargs=model_init_kwargs,
         )
         if spec.is_loaded and spec.tokenizer is None:
             raise RecipeError("a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer).")
@@ -132,6 +139,8 @@ class SFTRecipe:
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
         media: str = "auto",
+        config: str | None = None,
+        revision: str | None = None,
     ) -> Self:
         """Return a new recipe that trains on this data; a second call replaces the first (and any mixture).
 
@@ -159,6 +168,8 @@ class SFTRecipe:
                 of type ``image``, ``<image>`` markers): ``"auto"`` refuses them (``MediaError``) for a
                 text-only model, ``"drop"`` leaves them out and removes the markers (counted in the
                 ``DatasetReport``), ``"text"`` keeps ``<image>``-style markers as ordinary text.
+            config: a hub dataset's configuration (subset) name, ``load_dataset(source, config)``.
+            revision: a hub dataset's branch, tag or commit.
 
         >>> SFTRecipe().dataset("chats.jsonl").dataset_spec.source
         'chats.jsonl'
@@ -177,6 +188,8 @@ class SFTRecipe:
             eval=eval,
             streaming=streaming,
             media=media,
+            config=config,
+            revision=revision,
         )
         return attrs.evolve(self, dataset_spec=spec, more_datasets=())
 
@@ -194,6 +207,8 @@ class SFTRecipe:
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
         media: str = "auto",
+        config: str | None = None,
+        revision: str | None = None,
     ) -> Self:
         """Return a new recipe that also trains on this source; a second call adds another.
 
@@ -214,7 +229,7 @@ class SFTRecipe:
         starts the mixture.
 
         The other options (``format``, ``split``, ``text_field``, ``columns``, ``on_bad_rows``, ``eval``,
-        ``streaming``, ``media``) are those of ``dataset``, for this source.
+        ``streaming``, ``media``, ``config``, ``revision``) are those of ``dataset``, for this source.
 
         Args:
             source: as for ``dataset``.
@@ -237,6 +252,8 @@ class SFTRecipe:
             eval=eval,
             streaming=streaming,
             media=media,
+            config=config,
+            revision=revision,
         )
         if self.dataset_spec is None:
             return attrs.evolve(self, dataset_spec=spec, more_datasets=())
@@ -249,7 +266,7 @@ class SFTRecipe:
 
     def lora(
         self,
-        r: int = 16,
+        r: int | Any = 16,
         alpha: float = 32,
         dropout: float = 0.05,
         target_modules: str | Iterable[str] = "all-linear",
@@ -257,11 +274,29 @@ class SFTRecipe:
     ) -> Self:
         """Return a new recipe that trains a LoRA adapter; a second call replaces the first.
 
-        Extra keyword arguments go to ``peft.LoraConfig`` (``use_dora=True``, ``modules_to_save=[...]``).
+        Extra keyword arguments go to ``peft.LoraConfig`` (``use_dora=True``, ``modules_to_save=[...]``);
+        peft's own names ``lora_alpha`` and ``lora_dropout`` stand for ``alpha`` and ``dropout``. A
+        ``peft.LoraConfig`` object may be passed instead of the arguments (``.lora(LoraConfig(r=8))``).
 
         >>> SFTRecipe().lora(r=8).lora_spec
         LoraSpec(r=8, alpha=32, dropout=0.05, target_modules='all-linear', options={})
+        >>> SFTRecipe().lora(r=8, lora_alpha=16).lora_spec.alpha
+        16
         """
+        from trl_sft_kit.peft_objects import is_lora_config, lora_spec_from
+
+        if is_lora_config(r):
+            if more_peft_options or (alpha, dropout, target_modules) != (32, 0.05, "all-linear"):
+                raise RecipeError("lora() takes a LoraConfig alone; set the other options on the LoraConfig.")
+            return attrs.evolve(self, lora_spec=lora_spec_from(r))
+        if "lora_alpha" in more_peft_options:  # peft's names for alpha and dropout
+            if alpha != 32:
+                raise RecipeError("lora() got both 'alpha' and 'lora_alpha'; keep one.")
+            alpha = more_peft_options.pop("lora_alpha")
+        if "lora_dropout" in more_peft_options:
+            if dropout != 0.05:
+                raise RecipeError("lora() got both 'dropout' and 'lora_dropout'; keep one.")
+            dropout = more_peft_options.pop("lora_dropout")
         spec = LoraSpec(
             r=r, alpha=alpha, dropout=dropout, target_modules=target_modules, options=more_peft_options
         )
@@ -269,7 +304,7 @@ class SFTRecipe:
 
     def quantize(
         self,
-        mode: str = "4bit",
+        mode: str | Any = "4bit",
         *,
         quant_type: str = "nf4",
         double_quant: bool = True,
@@ -278,11 +313,16 @@ class SFTRecipe:
         """Return a new recipe that loads the base model quantized by bitsandbytes; a second call replaces it.
 
         ``"4bit"`` with LoRA is QLoRA. ``compute_dtype="auto"`` picks bfloat16 on a GPU that supports it,
-        else float32. Needs ``.lora()`` too.
+        else float32. Needs ``.lora()`` too. A ``transformers.BitsAndBytesConfig`` may be passed instead
+        (``.quantize(BitsAndBytesConfig(load_in_4bit=True))``); its fields the kit does not carry are refused.
 
         >>> SFTRecipe().quantize("8bit").quantization_spec.bits
         8
         """
+        from trl_sft_kit.peft_objects import is_bnb_config, quantization_spec_from
+
+        if is_bnb_config(mode):
+            return attrs.evolve(self, quantization_spec=quantization_spec_from(mode))
         spec = QuantizationSpec(
             mode, quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype
         )
@@ -319,7 +359,9 @@ class SFTRecipe:
         """Return a new recipe with Liger kernels on (or off); replaces.
 
         Uses the hub kernels route TRL recommends (``use_kernels=True`` when loading the model), not the
-        deprecated ``use_liger_kernel`` flag. Needs a CUDA GPU and the ``liger`` extra.
+        deprecated ``use_liger_kernel`` flag. Needs a CUDA GPU and the ``liger`` extra (the ``kernels``
+        package, in the range transformers pins). The kernels themselves download from the Hub when the
+        model loads (then cached), so ``compile()`` refuses ``liger()`` offline before anything loads.
         """
         return attrs.evolve(self, liger_enabled=enabled)
 
@@ -423,9 +465,9 @@ class SFTRecipe:
     def cache(self, enabled: bool | None = True) -> Self:
         """Return a new recipe whose prepared data is (or is not) kept in the preprocessing cache; replaces.
 
-        The cache stores the converted, tokenized (and packed) data on disk, under
-        ``$TRL_SFT_KIT_CACHE`` (default ``~/.cache/trl_sft_kit/data``), keyed by the source data's content,
-        the data part of the recipe, the tokenizer (vocabulary, chat template, special tokens) and the
+        The cache stores the converted, tokenized (and packed) data on disk, in ``data/`` under
+        ``$TRL_SFT_KIT_CACHE`` (default ``$HF_HOME/trl_sft_kit``), keyed by the source data's content, the
+        data part of the recipe, the tokenizer (vocabulary, chat template, special tokens) and the
         kit's version, so a second ``compile()`` of the same recipe skips that work and any change redoes
         it. ``None`` (the default) caches file and hub sources of at least 1 MiB, never in-memory data;
         ``True`` caches any source; ``False`` never. ``TRL_SFT_KIT_CACHE=off`` turns it off everywhere.
@@ -512,10 +554,13 @@ class SFTRecipe:
 
         Loads nothing heavy: no model, tokenizer or dataset.
         """
-        from trl_sft_kit.compile import config_kwargs, resolve_model
+        from trl_sft_kit.compile import config_kwargs, fallback_model_note, resolve_model
 
         model, origin = resolve_model(self)
-        lines = [f"model: {model.name} (from {origin})"]
+        init = "".join(f", {key}={value!r}" for key, value in model.init_kwargs.items())
+        lines = [f"model: {model.name} (from {origin}{init and f'; from_pretrained(...{init})'})"]
+        if self.model_spec is None:
+            lines.append(f"  {fallback_model_note(model, origin)}")
         from trl_sft_kit.vision.detect import explain_vision
 
         lines += explain_vision(model)

@@ -2,17 +2,21 @@
 
 ``SFTRecipe.training(...)`` checks its keys against these names so that a typo fails when the recipe is
 built, not after a model has loaded, and so that building a recipe never imports torch or TRL. The
-snapshot below was read off TRL 1.16's ``SFTConfig``; when ``trl`` has already been imported (as it is
-once a recipe compiles) the live dataclass is read instead, and a test keeps the snapshot in step with
-the installed TRL.
+snapshot below was read off the ``SFTConfig`` of TRL ``SNAPSHOT_TRL_VERSION``. The live dataclass is read
+instead when ``trl`` has already been imported (as it is once a recipe compiles), and when the installed
+TRL is another version (asked of ``importlib.metadata``, which imports nothing): then TRL is imported to
+read its own fields. A test keeps the snapshot in step with the TRL it was taken from.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib
 import os
 import sys
+from importlib import metadata
 from typing import Any
 
 from trl_sft_kit.errors import RecipeError
@@ -20,10 +24,15 @@ from trl_sft_kit.errors import RecipeError
 __all__ = [
     "FIELD_ALIASES",
     "OWNED_FIELDS",
+    "SNAPSHOT_TRL_VERSION",
     "coerce_field_value",
+    "installed_trl_version",
     "resolve_training_fields",
     "sftconfig_fields",
 ]
+
+SNAPSHOT_TRL_VERSION = "1.16.0"
+"""The TRL whose ``SFTConfig`` ``_SNAPSHOT`` was read from; with any other installed TRL it is read live."""
 
 # name -> the scalar kind a value is read as: for a field whose default is a plain scalar, the broadest
 # scalar type its annotation takes ("str" over "float" over "int" over "bool"), so ``eval_delay: float = 0``
@@ -195,11 +204,30 @@ OWNED_FIELDS: dict[str, str] = {
 """SFTConfig fields that a dedicated recipe method sets; ``training()`` refuses them and names the method."""
 
 
+@functools.cache
+def installed_trl_version() -> str | None:
+    """The installed TRL's version from its metadata (nothing is imported), or None when TRL is missing."""
+    try:
+        return metadata.version("trl")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def sftconfig_fields() -> dict[str, str]:
-    """Return the SFTConfig field names and kinds (see ``_SNAPSHOT``), from TRL itself once it is imported."""
+    """Return the SFTConfig field names and kinds (see ``_SNAPSHOT``).
+
+    From TRL itself once it is imported, or when the installed TRL is not the version the snapshot was
+    taken from (``SNAPSHOT_TRL_VERSION``): then TRL is imported here to read them.
+    """
     trl = sys.modules.get("trl")
     if trl is None:
-        return dict(_SNAPSHOT)
+        installed = installed_trl_version()
+        if installed is None or installed == SNAPSHOT_TRL_VERSION:
+            return dict(_SNAPSHOT)
+        try:
+            trl = importlib.import_module("trl")
+        except Exception:  # a broken TRL install; compile() reports it with its fix
+            return dict(_SNAPSHOT)
     try:
         config_cls = getattr(trl, "SFTConfig", None)
     except Exception:  # a broken TRL install; compile() reports it with its fix

@@ -164,6 +164,25 @@ def _model_source(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
+_MODEL_OWN = {
+    "dtype": ".model(..., dtype=...)",
+    "torch_dtype": ".model(..., dtype=...)",
+    "attn_implementation": ".model(..., attn_implementation=...)",
+    "trust_remote_code": ".model(..., trust_remote_code=...)",
+    "revision": ".model(..., revision=...)",
+    "quantization_config": ".quantize()",
+    "use_kernels": ".liger()",
+}
+
+
+def _model_init_kwargs(value: Mapping[str, Any] | None) -> FrozenMapping:
+    kwargs = _freeze_mapping(value)
+    owned = [f"{key!r} (set by {_MODEL_OWN[key]})" for key in kwargs if key in _MODEL_OWN]
+    if owned:
+        raise RecipeError(f"model keyword argument(s) {', '.join(owned)}: use those instead.")
+    return kwargs
+
+
 @attrs.frozen(repr=False)
 class ModelSpec:
     """The base model: a local path or hub id, or an already-loaded ``PreTrainedModel`` with its tokenizer.
@@ -177,6 +196,8 @@ class ModelSpec:
     attn_implementation: str | None = attrs.field(default=None, validator=_optional_str)
     trust_remote_code: bool = attrs.field(default=False, validator=of_type(bool))
     revision: str | None = attrs.field(default=None, validator=_optional_str)
+    init_kwargs: FrozenMapping = attrs.field(factory=FrozenMapping, converter=_model_init_kwargs)
+    """Further ``from_pretrained`` keyword arguments (``device_map``, ``low_cpu_mem_usage``, ...)."""
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.source, str) and not self.source.strip():
@@ -209,6 +230,7 @@ class ModelSpec:
             default = attrs.fields_dict(ModelSpec)[name].default
             if value != default:
                 parts.append(f"{name}={value!r}")
+        parts += [f"{key}={value!r}" for key, value in self.init_kwargs.items()]
         return f"ModelSpec({', '.join(parts)})"
 
 
@@ -328,6 +350,10 @@ class DatasetSpec:
     eval: Any = attrs.field(default=None, converter=_eval_source, validator=_check_eval)
     streaming: bool = attrs.field(default=False, validator=of_type(bool))
     media: str = attrs.field(default="auto", validator=_one_of("auto", "drop", "text"))
+    config: str | None = attrs.field(default=None, validator=_optional_str)
+    """A hub dataset's configuration (subset) name: ``load_dataset(name, config)``."""
+    revision: str | None = attrs.field(default=None, validator=_optional_str)
+    """A hub dataset's branch, tag or commit."""
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.source, str) and not self.source.strip():
@@ -390,6 +416,8 @@ _DATASET_REPR_FIELDS = (
     "count",
     "eval",
     "streaming",
+    "config",
+    "revision",
 )
 
 

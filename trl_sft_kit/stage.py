@@ -40,7 +40,7 @@ from trl_sft_kit.sft_fields import FIELD_ALIASES
 from trl_sft_kit.specs import FrozenMapping, of_type, thaw
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.result import TrainResult

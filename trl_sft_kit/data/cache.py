@@ -17,9 +17,10 @@ reused rows tokenized with another tokenizer and silently tripled a loss. An ent
 (``Dataset.save_to_disk``) and the reports (``meta.json``); it is written to a temporary folder and renamed
 into place, so a reader never sees half an entry and two processes may write the same one.
 
-Where: ``$TRL_SFT_KIT_CACHE``, default ``~/.cache/trl_sft_kit/data``; ``TRL_SFT_KIT_CACHE=off`` turns the
-cache off. ``SFTRecipe.cache()`` chooses per recipe; by default file and hub sources of at least
-``AUTO_MIN_BYTES`` are cached, in-memory data never. ``clear_cache()`` empties it.
+Where: ``data/`` inside the kit's cache folder (``$TRL_SFT_KIT_CACHE``, default ``$HF_HOME/trl_sft_kit``;
+see ``trl_sft_kit.cache_root``); ``TRL_SFT_KIT_CACHE=off`` turns the cache off. ``SFTRecipe.cache()``
+chooses per recipe; by default file and hub sources of at least ``AUTO_MIN_BYTES`` are cached, in-memory
+data never. ``clear_cache()`` empties it, and never touches the tiny test models kept beside it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.cache_root import CACHE_ENV, DATA_CACHE_FOLDER, cache_turned_off, kit_cache_root
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.specs import DatasetSpec, InlineRows, json_key, spec_to_dict
 
@@ -63,8 +65,6 @@ __all__ = [
     "tokenizer_fingerprint",
 ]
 
-CACHE_ENV = "TRL_SFT_KIT_CACHE"
-"""The cache folder; ``off`` (or ``0``, ``false``, ``none``) turns the cache off."""
 
 AUTO_MIN_BYTES = 1 << 20
 """With ``cache()`` left unset, file sources are cached from this many bytes on (smaller ones are quicker to
@@ -73,7 +73,6 @@ prepare than to load)."""
 ENTRY_FORMAT = 1
 """The layout of an entry; a change makes every older entry a miss."""
 
-_OFF = {"off", "0", "false", "no", "none"}
 _META = "meta.json"
 _CODE = ("data", "formats", "packing", "tokenizer.py", "specs.py")
 """The kit's modules whose source is part of the key."""
@@ -117,24 +116,31 @@ class CacheEntry:
 
 
 def cache_dir() -> Path | None:
-    """The cache folder, or None when ``$TRL_SFT_KIT_CACHE`` turns the cache off."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None and value.strip().lower() in _OFF:
+    """The preprocessing cache's folder, or None when ``$TRL_SFT_KIT_CACHE`` turns the cache off."""
+    if cache_turned_off():
         return None
-    if value is not None and value.strip():
-        return Path(value).expanduser()
-    return Path("~/.cache/trl_sft_kit/data").expanduser()
+    return kit_cache_root() / DATA_CACHE_FOLDER
 
 
 def clear_cache() -> int:
-    """Delete every entry of the cache; returns how many there were."""
+    """Delete every entry of the preprocessing cache; returns how many there were.
+
+    Only entries (and half-written ones) are deleted: the tiny test models beside the cache, and anything
+    else in the folder, are left alone.
+    """
     root = cache_dir()
     if root is None or not root.is_dir():
         return 0
-    entries = [path for path in root.iterdir() if path.is_dir()]
+    entries = [path for path in root.iterdir() if path.is_dir() and _is_entry_name(path.name)]
     for path in entries:
         shutil.rmtree(path, ignore_errors=True)
     return len(entries)
+
+
+def _is_entry_name(name: str) -> bool:
+    """An entry's folder (its SHA-256 key) or a half-written one (``.tmp-<hex>``)."""
+    key = name.removeprefix(".tmp-")
+    return len(key) in (32, 64) and all(char in "0123456789abcdef" for char in key)
 
 
 def lookup(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, broken: bool = False) -> CacheEntry:
@@ -293,7 +299,8 @@ def _hub_fingerprint(name: str, spec: DatasetSpec) -> str:
     import datasets
 
     try:
-        return str(datasets.load_dataset(name, split=spec.split)._fingerprint)
+        table = datasets.load_dataset(name, spec.config, split=spec.split, revision=spec.revision)
+        return str(table._fingerprint)
     except Exception as exc:
         raise _UncacheableError(
             f"the hub dataset {name!r} could not be fingerprinted ({type(exc).__name__})"

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -98,12 +97,23 @@ def load_rows(spec: DatasetSpec) -> RawRows:
     return _read_dataset_object(source, spec)
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
 def is_hub_id(name: str) -> bool:
-    """Whether ``name`` has the shape of a Hugging Face Hub id (``org/name`` or ``name``), not of a path."""
-    return bool(_HUB_ID.match(name))
+    """Whether ``name`` has the shape of a Hugging Face Hub id (``org/name`` or ``name``), not of a path.
+
+    The Hub's own rule, ``huggingface_hub``'s ``validate_repo_id``: the kit's one check of hub ids (data
+    sources, tokenizers, the model card's ``base_model``).
+
+    >>> is_hub_id("Qwen/Qwen3-0.6B"), is_hub_id("gpt2"), is_hub_id("./data/chat"), is_hub_id("a--b/c")
+    (True, True, False, False)
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _looks_like_path(source: str) -> bool:
@@ -247,6 +257,7 @@ def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[
     import datasets
 
     lines = _csv_record_lines(path) if suffix == ".csv" else None
+    was_on = datasets.is_progress_bar_enabled()  # restored afterwards: a user who turned them off keeps that
     datasets.disable_progress_bars()
     try:
         if suffix == ".csv":
@@ -256,7 +267,8 @@ def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[
     except Exception as exc:
         raise DataSourceError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}", path=str(path)) from exc
     finally:
-        datasets.enable_progress_bars()
+        if was_on:
+            datasets.enable_progress_bars()
     rows = table.to_list()
     if lines is None or len(lines) != len(rows):
         return rows, [(str(path), None, index) for index in range(len(rows))]
@@ -289,7 +301,7 @@ def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
     import datasets
 
     try:
-        table = datasets.load_dataset(name, split=spec.split)
+        table = datasets.load_dataset(name, spec.config, split=spec.split, revision=spec.revision)
     except Exception as exc:
         raise DataSourceError(
             f"could not load {name!r} as a local path or a hub dataset ({type(exc).__name__}: {exc}). If it "

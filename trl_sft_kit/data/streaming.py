@@ -164,7 +164,9 @@ def _hub_stream(name: str, spec: DatasetSpec) -> RowStream:
     import datasets
 
     try:
-        table = datasets.load_dataset(name, split=spec.split, streaming=True)
+        table = datasets.load_dataset(
+            name, spec.config, split=spec.split, revision=spec.revision, streaming=True
+        )
     except Exception as exc:
         raise DataSourceError(
             f"could not stream {name!r} as a hub dataset ({type(exc).__name__}: {exc}).", path=name

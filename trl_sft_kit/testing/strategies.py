@@ -13,7 +13,8 @@ detectors (a plug-in's rows must not be claimed by a built-in, junk must raise o
 
 Rows carry unicode, empty strings where the format allows them, long strings, many turns, system prompts and
 tool calls where the format has them, and unrelated extra columns. Importing this module imports hypothesis
-(a test dependency); ``import trl_sft_kit.testing`` does not.
+(a test dependency: ``pip install 'trl-sft-kit[testing]'``); without it the import raises
+``MissingDependencyError`` saying so. ``import trl_sft_kit.testing`` does not import it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
-from hypothesis import strategies as st
 
+from trl_sft_kit.errors import MissingDependencyError
 from trl_sft_kit.formats.protocol import FormatOptions
 from trl_sft_kit.testing.sample_data import FORMATS
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as exc:
+    if exc.name != "hypothesis":
+        raise
+    raise MissingDependencyError(
+        "trl_sft_kit.testing.strategies builds hypothesis strategies, and the 'hypothesis' package is not "
+        "installed. Install it with pip install 'trl-sft-kit[testing]' (or pip install hypothesis).",
+        package="hypothesis",
+        extra="testing",
+    ) from exc
 
 __all__ = [
     "BUILTIN_FORMATS",

@@ -146,9 +146,10 @@ def _is_complete(folder: Path, fingerprint: str) -> bool:
 def cached_tiny_model_dir(chat_template: str | None = "qwen2_5") -> Path:
     """Return a folder holding a saved tiny model + tokenizer, building it only once.
 
-    The folder is ``$TRL_SFT_KIT_CACHE/tiny-<template>-v1`` (default cache root
-    ``~/.cache/trl_sft_kit``). It is built in a temporary sibling folder and moved into
-    place atomically, so concurrent callers never see a half-written model; it is rebuilt
+    The folder is ``tiny-<template>-v1`` in the kit's cache folder (``$TRL_SFT_KIT_CACHE``, default
+    ``$HF_HOME/trl_sft_kit``: ``trl_sft_kit.cache_root``), beside the preprocessing cache's ``data/``,
+    which ``clear_cache()`` empties without touching these. It is built in a temporary sibling folder
+    and moved into place atomically, so concurrent callers never see a half-written model; it is rebuilt
     when the installed trl ships a different version of the template.
 
     Args:
@@ -161,7 +162,9 @@ def cached_tiny_model_dir(chat_template: str | None = "qwen2_5") -> Path:
     Raises:
         ValueError: If ``chat_template`` names an unknown bundled template.
     """
-    root = Path(os.environ.get("TRL_SFT_KIT_CACHE") or Path.home() / ".cache" / "trl_sft_kit")
+    from trl_sft_kit.cache_root import kit_cache_root
+
+    root = kit_cache_root()
     target = root / f"tiny-{_cache_key(chat_template)}-{_CACHE_VERSION}"
     fingerprint = _fingerprint(_resolve_template(chat_template))  # also rejects unknown names
     if _is_complete(target, fingerprint):

@@ -237,7 +237,7 @@ def _model(spec: ModelSpec, recipe: SFTRecipe) -> Any:
 
     from trl_sft_kit.compile import _quantization_config
 
-    kwargs: dict[str, Any] = {"dtype": spec.dtype}
+    kwargs: dict[str, Any] = {**spec.init_kwargs, "dtype": spec.dtype}  # .model(..., device_map=...)
     if spec.attn_implementation is not None:
         kwargs["attn_implementation"] = spec.attn_implementation
     quantization = _quantization_config(recipe)
