@@ -24,7 +24,7 @@ EXTRAS = {
     name: [Requirement(line) for line in lines] for name, lines in PROJECT["optional-dependencies"].items()
 }
 # import name -> distribution, for imports whose names differ
-DISTRIBUTION = {"yaml": "pyyaml", "huggingface_hub": "huggingface-hub"}
+DISTRIBUTION = {"yaml": "pyyaml", "huggingface_hub": "huggingface-hub", "PIL": "pillow"}
 OPTIONAL_IMPORTS = {"matplotlib", "hypothesis", "bitsandbytes", "kernels", "deepspeed", "rich", "tqdm"}
 
 
