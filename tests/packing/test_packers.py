@@ -206,7 +206,8 @@ def test_report_values_and_summary() -> None:
     assert report.fill == pytest.approx(25 / 30) and report.excess == 0.0
     assert report.summary() == (
         "ffd: 5 sequences -> 3 rows of 10 tokens (lower bound 3, +0 = +0.000%), fill 83.33%; "
-        "4 tokens truncated from 1 over-long sequences; 1 empty sequences dropped"
+        "4 tokens truncated from 1 over-long sequences; 1 sequences or pieces without a token carrying loss "
+        "dropped"
     )
     assert PackingReport("x", False, max_length=4, sequences=0, rows=0, tokens=0).fill == 1.0
     with pytest.raises(ValueError, match="'rows' must be >= 0"):

@@ -12,7 +12,7 @@ import attrs
 from trl_sft_kit.errors import BackendError, DatasetError, PluginError, RecipeError
 from trl_sft_kit.packing.protocol import OVERFLOW_MODES, Overflow, Packer, PackResult
 from trl_sft_kit.packing.report import PackingReport
-from trl_sft_kit.packing.rows import SEQ_LENGTHS, pack_table, sequence_lengths
+from trl_sft_kit.packing.rows import SEQ_LENGTHS, pack_table, sequence_lengths, token_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +64,72 @@ def pack(
 
     chosen = get_packer(packer) if isinstance(packer, str) else packer
     _check_options(max_length, overflow)
+    dataset, dropped = _without_untrained(dataset, chosen, max_length, overflow)
+    result = _pack_with(chosen, dataset, max_length, overflow)
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], PackingReport)):
+        result = PackResult(result, _report_of(chosen, dataset, result, max_length))
+    packed, report = result
+    if dropped:
+        report = attrs.evolve(
+            report,
+            sequences=report.sequences + dropped[0],
+            sequences_empty=report.sequences_empty + sum(dropped),
+        )
+    if chosen.crosses_boundaries and _has_labels(packed):
+        from trl_sft_kit.packing.trained import drop_untrained_rows
+
+        table, indices = _arrow_of(packed)
+        table, gone = drop_untrained_rows(table, indices)
+        if gone:
+            packed = _plain_dataset(packed, table, f"{chosen.name}:{max_length}:trained")
+            report = attrs.evolve(
+                report, rows=table.num_rows, tokens=int(sequence_lengths(table).sum()), rows_untrained=gone
+            )
+    return PackResult(packed, report)
+
+
+def _plain_dataset(source: Dataset, table: pa.Table, tag: str) -> Dataset:
+    """``table`` as a Dataset whose fingerprint derives from ``source``'s."""
+    from datasets import Dataset
+
+    parent = getattr(source, "_fingerprint", None) or uuid.uuid4().hex
+    return Dataset(table, fingerprint=hashlib.sha256(f"{parent}|{tag}".encode()).hexdigest()[:16])
+
+
+def _has_labels(dataset: Any) -> bool:
+    return "labels" in (getattr(dataset, "column_names", None) or ())
+
+
+def _without_untrained(
+    dataset: Dataset, packer: Packer, max_length: int, overflow: Overflow | None
+) -> tuple[Dataset, tuple[int, int]]:
+    """``dataset`` without the sequences (or split pieces) that would carry no loss once packed.
+
+    Only for labelled data and a packer that keeps sequences apart and says what it does to over-long
+    ones (``overflow``); returns the whole sequences and the pieces dropped.
+    """
+    mode = overflow if overflow is not None else getattr(packer, "overflow", None)
+    if packer.crosses_boundaries or mode not in OVERFLOW_MODES or not _has_labels(dataset):
+        return dataset, (0, 0)
+    from trl_sft_kit.packing.trained import drop_untrained
+
+    table, indices = _arrow_of(dataset)
+    columns = token_columns(table)
+    trimmed, rows, pieces = drop_untrained(
+        table, columns, max_length=max_length, overflow=mode, indices=indices
+    )
+    if not rows and not pieces:
+        return dataset, (0, 0)
+    if trimmed.num_rows == 0:
+        raise DatasetError(
+            f"no sequence is left to pack: none of the {rows:,} sequences has a token carrying loss within "
+            f"max_length={max_length}.\nRaise max_length, or check the loss settings."
+        )
+    trimmed_dataset = _dataset_like(dataset, trimmed, f"trained:{max_length}:{mode}", packed_rows=False)
+    return trimmed_dataset, (rows, pieces)
+
+
+def _pack_with(chosen: Packer, dataset: Dataset, max_length: int, overflow: Overflow | None) -> Any:
     if overflow is None:
         result = chosen.pack(dataset, max_length=max_length)
     elif _takes_overflow(chosen):
@@ -73,8 +139,11 @@ def pack(
             f"packer {chosen.name!r} does not take an 'overflow' option; leave it out, or use packer 'ffd', "
             "which truncates or splits as asked."
         )
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], PackingReport):
-        return PackResult(*result)
+    return result
+
+
+def _report_of(chosen: Packer, dataset: Dataset, result: Any, max_length: int) -> PackingReport:
+    """The report of a plug-in that returned only the packed dataset, worked out from its rows."""
     before, indices = _arrow_of(dataset)
     after, after_indices = _arrow_of(result)
     lengths = _selected_lengths(after, after_indices)
@@ -84,7 +153,7 @@ def pack(
             f"{max_length}; fix the packer, or choose another.",
             name=chosen.name,
         )
-    report = observed_report(
+    return observed_report(
         chosen.name,
         bool(chosen.crosses_boundaries),
         max_length,
@@ -92,7 +161,6 @@ def pack(
         lengths,
         seq_lengths=SEQ_LENGTHS in after.column_names,
     )
-    return PackResult(result, report)
 
 
 def _takes_overflow(packer: Packer) -> bool:
@@ -272,7 +340,7 @@ def _selected_lengths(table: pa.Table, indices: NDArray[np.int64] | None) -> NDA
     return lengths if indices is None else lengths[indices]
 
 
-def _dataset_like(source: Dataset, table: pa.Table, tag: str) -> Dataset:
+def _dataset_like(source: Dataset, table: pa.Table, tag: str, *, packed_rows: bool = True) -> Dataset:
     """``table`` as a Dataset with ``source``'s output format; the fingerprint derives from the source's."""
     from datasets import Dataset
 
@@ -284,7 +352,7 @@ def _dataset_like(source: Dataset, table: pa.Table, tag: str) -> Dataset:
         return packed
     columns = form.get("columns")
     if columns is not None:
-        columns = [c for c in columns if c in table.column_names] + [SEQ_LENGTHS]
+        columns = [c for c in columns if c in table.column_names] + ([SEQ_LENGTHS] if packed_rows else [])
     return packed.with_format(
         form.get("type"),
         columns=columns,

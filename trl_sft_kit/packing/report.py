@@ -33,7 +33,11 @@ class PackingReport:
         sequences_overlong: Input sequences longer than ``max_length`` (truncated or split).
         sequences_cut: Input sequences whose tokens ended in more than one packed row (split pieces,
             or sequences ``wrapped`` cut at a row boundary).
-        sequences_empty: Input sequences without a token, dropped.
+        sequences_empty: Input sequences dropped before packing because no token of theirs would carry
+            loss (none at all, or none within ``max_length`` when truncated), plus, when over-long
+            sequences are split, the pieces dropped for the same reason.
+        rows_untrained: Packed rows dropped because none of their tokens carries loss (only a packer that
+            cuts across sequences, such as ``wrapped``, makes such rows).
 
     Example:
         >>> report = PackingReport("ffd", False, max_length=8, sequences=3, rows=2, tokens=12)
@@ -51,6 +55,7 @@ class PackingReport:
     sequences_overlong: int = attrs.field(default=0, validator=_count)
     sequences_cut: int = attrs.field(default=0, validator=_count)
     sequences_empty: int = attrs.field(default=0, validator=_count)
+    rows_untrained: int = attrs.field(default=0, validator=_count)
 
     @property
     def lower_bound(self) -> int:
@@ -100,7 +105,9 @@ def _notes(report: PackingReport) -> Sequence[str]:
     if report.sequences_cut and report.crosses_boundaries:
         notes.append(f"{report.sequences_cut:,} sequences cut across rows")
     if report.sequences_empty:
-        notes.append(f"{report.sequences_empty:,} empty sequences dropped")
+        notes.append(f"{report.sequences_empty:,} sequences or pieces without a token carrying loss dropped")
+    if report.rows_untrained:
+        notes.append(f"{report.rows_untrained:,} packed rows without a token carrying loss dropped")
     if report.crosses_boundaries:
         notes.append("attention crosses sequence boundaries")
     return notes
