@@ -314,7 +314,15 @@ def _call(method: Any, key: str, *args: Any, keys: Mapping[str, str] | None = No
     except ConfigError:
         raise
     except (TypeError, RecipeError) as exc:
-        named = next((k for field, k in (keys or {}).items() if str(exc).startswith(repr(field))), key)
+        text = str(exc)
+        named = next(
+            (
+                k
+                for field, k in (keys or {}).items()
+                if text.startswith(repr(field)) or f"option {field!r}" in text
+            ),
+            key,
+        )
         raise ConfigError(f"{named!r}: {exc}", key=named) from None
 
 
@@ -564,7 +572,7 @@ def _loss_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
             recipe.loss,
             "loss",
             _expect(mode, str, "loss.mode"),
-            keys={"turns": "loss.turns", "roles": "loss.roles"},
+            keys={name: f"loss.{name}" for name in options},
             **options,
         )
     if data.get("loss") is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.arguments import checked_arguments
 from trl_sft_kit.errors import RecipeError, SFTKitError
 from trl_sft_kit.sft_fields import resolve_training_fields
 from trl_sft_kit.specs import (
@@ -82,6 +83,7 @@ class SFTRecipe:
 
     # ---------------------------------------------------------------------------------- builders
 
+    @checked_arguments
     def model(
         self,
         name_or_path_or_object: str | os.PathLike[str] | Any,
@@ -125,6 +127,7 @@ class SFTRecipe:
             raise RecipeError("a loaded model needs its tokenizer too: .model(model, tokenizer=tokenizer).")
         return attrs.evolve(self, model_spec=spec)
 
+    @checked_arguments
     def dataset(
         self,
         source: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any,
@@ -193,6 +196,7 @@ class SFTRecipe:
         )
         return attrs.evolve(self, dataset_spec=spec, more_datasets=())
 
+    @checked_arguments
     def mix(
         self,
         source: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any,
@@ -264,6 +268,7 @@ class SFTRecipe:
         """Every training source: the ``dataset()`` one first, then those added by ``mix()``."""
         return () if self.dataset_spec is None else (self.dataset_spec, *self.more_datasets)
 
+    @checked_arguments
     def lora(
         self,
         r: int | Any = 16,
@@ -302,6 +307,7 @@ class SFTRecipe:
         )
         return attrs.evolve(self, lora_spec=spec)
 
+    @checked_arguments
     def quantize(
         self,
         mode: str | Any = "4bit",
@@ -328,6 +334,7 @@ class SFTRecipe:
         )
         return attrs.evolve(self, quantization_spec=spec)
 
+    @checked_arguments
     def packing(
         self, strategy: str | bool = "ffd", *, overflow: str | None = None, eval: bool = True
     ) -> Self:
@@ -347,6 +354,7 @@ class SFTRecipe:
         name = "ffd" if strategy is True else strategy
         return attrs.evolve(self, packing_spec=PackingSpec(name, overflow=overflow, eval=eval))
 
+    @checked_arguments
     def neftune(self, alpha: float = 5.0) -> Self:
         """Return a new recipe that adds NEFTune noise of scale ``alpha`` to embeddings; replaces.
 
@@ -355,6 +363,7 @@ class SFTRecipe:
         """
         return attrs.evolve(self, neftune_spec=NeftuneSpec(alpha))
 
+    @checked_arguments
     def liger(self, enabled: bool = True) -> Self:
         """Return a new recipe with Liger kernels on (or off); replaces.
 
@@ -365,6 +374,7 @@ class SFTRecipe:
         """
         return attrs.evolve(self, liger_enabled=enabled)
 
+    @checked_arguments
     def loss(
         self, mode: str = "auto", *, turns: str = "all", roles: str | Sequence[str] = ("assistant",)
     ) -> Self:
@@ -391,6 +401,7 @@ class SFTRecipe:
         """
         return attrs.evolve(self, loss_spec=LossSpec(mode, turns=turns, roles=roles))
 
+    @checked_arguments
     def chat_template(self, name_or_path: str | os.PathLike[str] | None) -> Self:
         """Return a new recipe that uses this chat template; replaces (``None`` keeps the tokenizer's).
 
@@ -403,6 +414,7 @@ class SFTRecipe:
         value = os.fspath(name_or_path) if name_or_path is not None else None
         return attrs.evolve(self, tokens_spec=attrs.evolve(self.tokens_spec, chat_template=value))
 
+    @checked_arguments
     def tokens(self, eos: str | None = None, pad: str | None = None) -> Self:
         """Return a new recipe with these end-of-sequence and padding tokens; replaces both.
 
@@ -424,6 +436,7 @@ class SFTRecipe:
         resolved = resolve_training_fields(fields)
         return attrs.evolve(self, training_fields={**self.training_fields, **resolved})
 
+    @checked_arguments
     def distributed(
         self,
         kind: str | None = "ddp",
@@ -462,6 +475,7 @@ class SFTRecipe:
         spec = DistributedSpec(kind, num_processes=num_processes, num_machines=num_machines, options=options)
         return attrs.evolve(self, distributed_spec=spec)
 
+    @checked_arguments
     def cache(self, enabled: bool | None = True) -> Self:
         """Return a new recipe whose prepared data is (or is not) kept in the preprocessing cache; replaces.
 

@@ -446,6 +446,11 @@ def _lora_options(value: Mapping[str, Any] | None) -> FrozenMapping:
             f"LoRA option(s) {', '.join(map(repr, clashes))} are set by lora()'s own arguments "
             "(r, alpha, dropout, target_modules); pass them there."
         )
+    from trl_sft_kit.peft_fields import unknown_lora_options
+
+    problems = unknown_lora_options(list(options))
+    if problems:
+        raise RecipeError(" ".join(problems), problems=tuple(problems))
     return options
 
 

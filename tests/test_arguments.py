@@ -1,0 +1,100 @@
+"""Unknown keyword arguments of every builder method and YAML section fail at once, with the closest name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from trl_sft_kit import SFTRecipe
+from trl_sft_kit.errors import ConfigError, RecipeError
+from trl_sft_kit.peft_fields import _SNAPSHOT, lora_config_fields
+
+TYPOS: list[tuple[Callable[[], Any], str]] = [
+    (lambda: SFTRecipe().lora(rr=8), "'r'"),
+    (lambda: SFTRecipe().lora(use_dorra=True), "'use_dora'"),
+    (lambda: SFTRecipe().dataset("a.jsonl", fromat="alpaca"), "'format'"),
+    (lambda: SFTRecipe().mix("a.jsonl", wieght=0.5), "'weight'"),
+    (lambda: SFTRecipe().quantize(quant_typ="nf4"), "'quant_type'"),
+    (lambda: SFTRecipe().loss(turn="last"), "'turns'"),
+    (lambda: SFTRecipe().model("m", dtpye="float32"), "'dtype'"),
+    (lambda: SFTRecipe().packing("ffd", overflw="split"), "'overflow'"),
+    (lambda: SFTRecipe().tokens(eso="x"), "'eos'"),
+    (lambda: SFTRecipe().neftune(alhpa=5.0), "'alpha'"),
+    (lambda: SFTRecipe().cache(enable=True), "'enabled'"),
+    (lambda: SFTRecipe().liger(enable=True), "'enabled'"),
+    (lambda: SFTRecipe().chat_template(name_or_pth="x"), "'name_or_path'"),
+]
+
+
+@pytest.mark.parametrize(("call", "suggestion"), TYPOS)
+def test_a_misspelt_keyword_is_a_recipe_error_with_the_closest_name(
+    call: Callable[[], Any], suggestion: str
+) -> None:
+    with pytest.raises(RecipeError, match=f"Did you mean {suggestion}"):
+        call()
+
+
+def test_too_many_positional_arguments_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match=r"loss\(\): too many positional arguments"):
+        SFTRecipe().loss("all", "last")  # type: ignore[misc]
+
+
+def test_builder_methods_keep_their_signature_and_docstring() -> None:
+    import inspect
+
+    assert "format" in inspect.signature(SFTRecipe.dataset).parameters
+    assert (SFTRecipe.lora.__doc__ or "").startswith("Return a new recipe")
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "suggestion"),
+    [
+        ({"lora": {"alhpa": 8}}, "lora.alhpa", "'alpha'"),
+        ({"lora": {"rr": 2}}, "lora.rr", "'r'"),
+        ({"dataset": {"source": "a.jsonl", "fromat": "alpaca"}}, "dataset.fromat", "'format'"),
+        ({"quantization": {"mode": "4bit", "quant_typ": "nf4"}}, "quantization.quant_typ", "'quant_type'"),
+        ({"loss": {"mode": "assistant_only", "turn": "last"}}, "loss.turn", "'turns'"),
+        ({"packing": {"strategy": "ffd", "overflw": "split"}}, "packing.overflw", "'overflow'"),
+    ],
+)
+def test_a_misspelt_yaml_key_is_a_config_error_naming_it(
+    config: dict[str, Any], key: str, suggestion: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"Did you mean {suggestion}") as caught:
+        SFTRecipe.from_dict(config)
+    assert caught.value.key == key
+
+
+def test_set_override_typo_in_a_section_is_a_config_error() -> None:
+    from trl_sft_kit.cli import apply_overrides
+
+    data = apply_overrides({"lora": {"r": 8}}, [("lora.rr", 2)])
+    with pytest.raises(ConfigError, match="Did you mean 'r'"):
+        SFTRecipe.from_dict(data)
+
+
+def test_lora_options_are_checked_without_importing_peft() -> None:
+    code = (
+        "import sys\nfrom trl_sft_kit import SFTRecipe\nSFTRecipe().lora(use_dora=True)\n"
+        "try:\n    SFTRecipe().lora(use_dorra=True)\nexcept Exception as e:\n    print(type(e).__name__)\n"
+        "print(sorted(m for m in ('peft', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["RecipeError", "[]"]
+
+
+def test_lora_field_snapshot_matches_the_installed_peft() -> None:
+    pytest.importorskip("peft")
+    code = (
+        "import dataclasses, json, peft\n"
+        "print(json.dumps(sorted(f.name for f in dataclasses.fields(peft.LoraConfig) if f.init)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    live = json.loads(out.strip().splitlines()[-1])
+    assert sorted(_SNAPSHOT) == live, "update trl_sft_kit/peft_fields.py's _SNAPSHOT to the installed peft"
+    assert lora_config_fields() == _SNAPSHOT
