@@ -53,3 +53,35 @@ def fast_training(tmp_path: Path) -> dict[str, object]:
         "disable_tqdm": True,
         "seed": 0,
     }
+
+
+@pytest.fixture()
+def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder holding the small data files tests name by relative path (``chats.jsonl``, ...).
+
+    ``validate()`` refuses a dataset path that does not exist, so tests that validate recipes naming such
+    files run here.
+    """
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    pair = {"prompt": "Hi", "completion": "Hello"}
+    for name in (
+        "chats.jsonl",
+        "a.jsonl",
+        "b.jsonl",
+        "other.jsonl",
+        "data/chat.jsonl",
+        "data/train.jsonl",
+        "path/to/dataset.jsonl",
+        "examples/chat_sample_data.jsonl",
+        "chat.jsonl",
+        "instructions.jsonl",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(json.dumps(chat) + "\n", encoding="utf-8")
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n", encoding="utf-8")
+    (tmp_path / "notes.jsonl").write_text(json.dumps({"text": "a note"}) + "\n", encoding="utf-8")
+    (tmp_path / "corpus.txt").write_text("some text\n", encoding="utf-8")
+    return tmp_path

@@ -98,3 +98,45 @@ def test_lora_field_snapshot_matches_the_installed_peft() -> None:
     live = json.loads(out.strip().splitlines()[-1])
     assert sorted(_SNAPSHOT) == live, "update trl_sft_kit/peft_fields.py's _SNAPSHOT to the installed peft"
     assert lora_config_fields() == _SNAPSHOT
+
+
+# ------------------------------------------------------------------------------------------ validate()
+
+
+def test_validate_refuses_a_dataset_path_that_does_not_exist(tmp_path: Any) -> None:
+    missing = tmp_path / "chats.jsonl"
+    with pytest.raises(RecipeError, match="does not exist") as caught:
+        SFTRecipe().dataset(missing).validate()
+    assert str(missing) in str(caught.value)
+    with pytest.raises(RecipeError, match="evaluation dataset path"):
+        SFTRecipe().dataset([{"text": "a"}], eval=str(tmp_path / "eval.jsonl")).validate()
+    SFTRecipe().dataset(missing).validate(sources=False)
+
+
+def test_validate_refuses_an_uncached_hub_id_only_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe = SFTRecipe().dataset("someone/some-data")
+    with pytest.raises(RecipeError, match="not in the local hub cache while offline"):
+        recipe.validate()
+    (tmp_path / "hub" / "datasets--someone--some-data").mkdir(parents=True)
+    assert recipe.validate() is recipe
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    assert SFTRecipe().dataset("someone/other-data").validate()
+
+
+def test_validate_lists_every_problem_numbered(tmp_path: Any) -> None:
+    recipe = (
+        SFTRecipe().dataset(tmp_path / "x.jsonl").quantize("8bit").packing("ffd").training(max_length=None)
+    )
+    with pytest.raises(RecipeError) as caught:
+        recipe.validate()
+    assert len(caught.value.problems) == 3
+    text = str(caught.value)
+    assert text.startswith("the recipe cannot work (3 problems):\n  1. ")
+    assert "\n  2. " in text and "\n  3. " in text

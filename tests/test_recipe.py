@@ -530,8 +530,10 @@ def problems_of(recipe: SFTRecipe) -> tuple[str, ...]:
     with pytest.raises(RecipeError) as info:
         recipe.validate()
     problems = info.value.problems
-    for number, problem in enumerate(problems, 1):
-        assert f"({number}) {problem}" in str(info.value)
+    if len(problems) == 1:
+        assert str(info.value).endswith(f": {problems[0]}")
+    for number, problem in enumerate(problems if len(problems) > 1 else (), 1):
+        assert f"\n  {number}. {problem}" in str(info.value)
     return problems
 
 
@@ -545,6 +547,7 @@ def test_validate_no_dataset() -> None:
     assert "no training data" in problem and ".dataset(" in problem
 
 
+@pytest.mark.usefixtures("data_folder")
 def test_validate_quantization_without_lora() -> None:
     (problem,) = problems_of(SFTRecipe().dataset("chats.jsonl").quantize("8bit"))
     assert "quantize('8bit')" in problem and "lora()" in problem
@@ -583,6 +586,7 @@ TEXT_SOURCES: dict[str, Callable[[Path], SFTRecipe]] = {
 
 
 @pytest.mark.parametrize("source", sorted(TEXT_SOURCES))
+@pytest.mark.usefixtures("data_folder")
 def test_validate_completion_only_loss_with_plain_text(source: str, text_jsonl: Path) -> None:
     recipe = TEXT_SOURCES[source](text_jsonl)
     (problem,) = problems_of(recipe.loss("completion_only"))
@@ -604,6 +608,7 @@ def test_validate_completion_only_loss_with_plain_text(source: str, text_jsonl: 
         lambda path: SFTRecipe().dataset("corpus.txt", format="prompt_completion"),
     ],
 )
+@pytest.mark.usefixtures("data_folder")
 def test_validate_completion_only_loss_with_prompt_completion_data(
     build: Callable[[Path], SFTRecipe], prompt_completion_jsonl: Path
 ) -> None:
@@ -642,6 +647,7 @@ def test_validate_packing_without_row_length() -> None:
     SFTRecipe().dataset(CHAT_ROWS).training(max_length=None).validate()
 
 
+@pytest.mark.usefixtures("data_folder")
 def test_validate_reports_every_conflict_at_once() -> None:
     recipe = (
         SFTRecipe(training_fields={"num_train_epoch": 1}).quantize().packing("wrapped").loss("assistant_only")

@@ -250,7 +250,7 @@ def test_a_bad_config_raises_the_recipes_own_error(name: str) -> None:
         if field.name not in ("merge_adapter", "extra")
     }
     with pytest.raises(RecipeError) as from_recipe:  # the same flat keys, read by the kit's YAML mapping
-        SFTRecipe.from_dict({**defaults, **flat}).validate()
+        SFTRecipe.from_dict({**defaults, **flat}).validate(sources=False)
     with pytest.raises(RecipeError) as from_config:
         TRLSFTConfig(**flat)
     assert type(from_config.value) is type(from_recipe.value)

@@ -38,7 +38,22 @@ __all__ = [
     "ResumeError",
     "RowError",
     "SFTKitError",
+    "numbered",
 ]
+
+
+def numbered(intro: str, problems: list[str] | tuple[str, ...]) -> str:
+    """One message for several problems: ``intro``, then one numbered line each (a lone one inline).
+
+    >>> print(numbered("the recipe cannot work", ["no data.", "no model."]))
+    the recipe cannot work (2 problems):
+      1. no data.
+      2. no model.
+    """
+    if len(problems) == 1:
+        return f"{intro}: {problems[0]}"
+    lines = [f"  {n}. {problem}" for n, problem in enumerate(problems, 1)]
+    return f"{intro} ({len(problems)} problems):\n" + "\n".join(lines)
 
 
 class SFTKitError(Exception):
@@ -59,8 +74,15 @@ class RecipeError(SFTKitError, ValueError):
 class ConfigError(RecipeError):
     """A config file or mapping has an unknown key or a value of the wrong type."""
 
-    def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        path: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, problems=problems)
         self.key = key
         self.path = path
 

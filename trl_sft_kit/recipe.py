@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from trl_sft_kit.arguments import checked_arguments
-from trl_sft_kit.errors import RecipeError, SFTKitError
+from trl_sft_kit.errors import RecipeError, SFTKitError, numbered
 from trl_sft_kit.sft_fields import resolve_training_fields
 from trl_sft_kit.specs import (
     DatasetSpec,
@@ -494,16 +494,19 @@ class SFTRecipe:
 
     # ---------------------------------------------------------------------------------- checking
 
-    def validate(self) -> Self:
+    def validate(self, *, sources: bool = True) -> Self:
         """Check the whole recipe and return it unchanged, or raise one ``RecipeError`` naming every problem.
 
         Runs before anything heavy loads. Data is only looked at when it is cheap: a plain-text source
-        (``.txt`` or ``format="text"``) is known to be text without reading it.
+        (``.txt`` or ``format="text"``) is known to be text without reading it. Every local dataset path
+        must exist, and a hub dataset id must be in the local cache when offline mode is on; ``sources=False``
+        leaves that out (for a recipe written before its data). The full list is in ``docs/concepts.md``.
 
         Raises:
             RecipeError: with ``problems``, one sentence per conflict and the way out.
         """
         from trl_sft_kit.data.mixture import mixture_problems, source_name
+        from trl_sft_kit.data.source_checks import source_problems
         from trl_sft_kit.packing import get_packer, packer_names
 
         problems: list[str] = []
@@ -550,6 +553,8 @@ class SFTRecipe:
                     f"loss 'assistant_only' with {which}: text has no assistant turns; use "
                     "loss('all') or give chat 'messages' rows."
                 )
+        if sources:
+            problems.extend(source_problems(self.dataset_specs))
         problems.extend(mixture_problems(self.dataset_specs))
         problems.extend(_scale_problems(self))
         try:
@@ -557,10 +562,7 @@ class SFTRecipe:
         except RecipeError as exc:
             problems.extend(exc.problems)
         if problems:
-            raise RecipeError(
-                "the recipe cannot work: " + " ".join(f"({n}) {p}" for n, p in enumerate(problems, 1)),
-                problems=tuple(problems),
-            )
+            raise RecipeError(numbered("the recipe cannot work", problems), problems=tuple(problems))
         return self
 
     def explain(self) -> str:

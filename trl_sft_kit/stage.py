@@ -175,7 +175,7 @@ class TRLSFTConfig:
         self.__attrs_init__(**settings, extra=extra)
 
     def __attrs_post_init__(self) -> None:
-        self.validate()
+        self.validate(sources=False)  # a config may be written before its data; validate() checks it
 
     def __repr__(self) -> str:
         shown = []
@@ -189,8 +189,10 @@ class TRLSFTConfig:
                 shown.append(f"{field.name}={value!r}")
         return f"TRLSFTConfig({', '.join(shown)})"
 
-    def validate(self) -> Self:
+    def validate(self, *, sources: bool = True) -> Self:
         """Check the config as ``SFTRecipe.validate()`` checks a recipe; return it unchanged.
+
+        ``sources=False`` leaves out whether the dataset path exists (building a config does).
 
         Looks at nothing but the settings (and, when it is cheap, the data file); installed packages and
         the GPU are checked by ``TRLSFTStage``.
@@ -205,7 +207,7 @@ class TRLSFTConfig:
                 "dataset id to train on.",
                 key="dataset_name_or_path",
             )
-        self.to_recipe().validate()
+        self.to_recipe().validate(sources=sources)
         return self
 
     def to_dict(self) -> dict[str, Any]:
