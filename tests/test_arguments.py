@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,56 @@ def test_validate_lists_every_problem_numbered(tmp_path: Any) -> None:
     text = str(caught.value)
     assert text.startswith("the recipe cannot work (3 problems):\n  1. ")
     assert "\n  2. " in text and "\n  3. " in text
+
+
+def test_from_yaml_names_every_problem_in_one_error(tmp_path: Any) -> None:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "packing: fdd\nloss: assistant-only\nmax_steps: one\nlora: {alhpa: 8}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        SFTRecipe.from_yaml(path)
+    text = str(caught.value)
+    assert len(caught.value.problems) == 4
+    for needle in ("'fdd'", "'assistant-only'", "'max_steps'", "Did you mean 'alpha'"):
+        assert needle in text
+    assert str(path) in text and "\n  4. " in text
+
+
+# ------------------------------------------------------------------------------------------ YAML paths
+
+
+def test_relative_paths_in_a_yaml_file_are_read_from_its_folder(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "chat.jsonl").write_text('{"text": "a"}\n', encoding="utf-8")
+    (project / "template.jinja").write_text("{{ messages }}", encoding="utf-8")
+    (project / "recipe.yaml").write_text(
+        "model: {source: Qwen/Qwen2.5-0.5B}\ndataset: data/chat.jsonl\nchat_template: template.jinja\n"
+        "training: {output_dir: out}\n",
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = SFTRecipe.from_yaml(project / "recipe.yaml")
+    assert recipe.model_spec is not None and recipe.model_spec.source == "Qwen/Qwen2.5-0.5B"  # a hub id stays
+    assert recipe.dataset_spec is not None
+    assert Path(recipe.dataset_spec.source).resolve() == project / "data" / "chat.jsonl"
+    assert Path(str(recipe.tokens_spec.chat_template)).resolve() == project / "template.jinja"
+    assert Path(recipe.training_fields["output_dir"]).resolve() == project / "out"
+    recipe.validate()
+    # written elsewhere, the file still names the same files (paths relative to its own folder)
+    saved = tmp_path / "runs" / "r1" / "recipe.yaml"
+    saved.parent.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    SFTRecipe().dataset("project/data/chat.jsonl").training(output_dir="runs/r1").to_yaml(saved)
+    text = saved.read_text(encoding="utf-8")
+    assert "source: ../../project/data/chat.jsonl" in text and "output_dir: ." in text
+    monkeypatch.chdir(project)
+    again = SFTRecipe.from_yaml(saved)
+    assert again.dataset_spec is not None
+    assert Path(again.dataset_spec.source).resolve() == project / "data" / "chat.jsonl"
+    assert SFTRecipe.from_yaml(saved) == again

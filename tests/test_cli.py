@@ -221,7 +221,7 @@ def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(tiny_model_dir: Path,
     _kit_recipe(tiny_model_dir, tmp_path / "o").to_yaml(tmp_path / "ok.yaml")
     model = ("--model", str(tiny_model_dir))
     cases: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
-        (("inspect", "missing.jsonl", *model), 1, ("error: dataset path 'missing.jsonl' does not exist",)),
+        (("inspect", "missing.jsonl", *model), 1, ("dataset path 'missing.jsonl' does not exist",)),
         (
             ("inspect", str(CHAT), "--format", "nope", *model),
             1,

@@ -259,7 +259,7 @@ def test_null_sections_mean_not_set() -> None:
     ("data", "key"),
     [
         ({"model": {"dtype": "bfloat16"}}, "model"),
-        ({"model": {"source": "gpt2", "flavour": "x"}}, "model"),
+        ({"model": {"source": "gpt2", "flavour": "x"}}, "model.flavour"),
         ({"dataset": {"source": "a.jsonl", "rows": [{"text": "x"}]}}, "dataset"),
         ({"dataset": {"format": "text"}}, "dataset"),
         ({"quantization": {"quant_type": "nf4"}}, "quantization"),
@@ -463,7 +463,8 @@ def test_flat_legacy_config_with_every_key() -> None:
     assert not set(recipe.training_fields) & (set(LEGACY_KEYS) - {"max_seq_length"})
 
 
-def test_flat_legacy_config_from_yaml_file(tmp_path: Path) -> None:
+def test_flat_legacy_config_from_yaml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths in a file are read from its folder
     path = tmp_path / "sft.yaml"
     text = yaml.safe_dump(FLAT).replace("'5e-5'", "5e-5")
     assert "learning_rate: 5e-5\n" in text

@@ -478,7 +478,8 @@ def _set_nested(config: dict[str, Any], path: list[str], value: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from trl_sft_kit.compile import DEFAULT_OUTPUT_DIR
-    from trl_sft_kit.config import load_yaml, recipe_from_dict
+    from trl_sft_kit.config import recipe_from_dict
+    from trl_sft_kit.config_paths import read_recipe_file
 
     if args.resume and args.overwrite:
         raise UsageError(
@@ -500,7 +501,7 @@ def _train(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
         )
     overrides = [_parse_override(item) for item in args.overrides]
-    data = load_yaml(Path(args.recipe))
+    data = read_recipe_file(args.recipe)
     recipe = recipe_from_dict(apply_overrides(data, overrides) if overrides else data)
     options = {name: True for name in ("resume", "overwrite") if getattr(args, name)}
     args.console.output_dir = Path(str(recipe.training_fields.get("output_dir") or DEFAULT_OUTPUT_DIR))

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trl_sft_kit.errors import ConfigError, RecipeError
+from trl_sft_kit.errors import ConfigError, RecipeError, numbered
 from trl_sft_kit.sft_fields import FIELD_ALIASES, resolve_training_fields, sftconfig_fields
 from trl_sft_kit.specs import DatasetSpec, InlineRows, spec_to_dict, thaw
 
@@ -327,6 +327,7 @@ def _call(method: Any, key: str, *args: Any, keys: Mapping[str, str] | None = No
 
 
 def _build(data: Mapping[str, Any]) -> SFTRecipe:
+    """Build the recipe section by section, collecting every section's error into one ``ConfigError``."""
     from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.trl_keys import translate_trl_keys
 
@@ -345,14 +346,39 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         and key not in FIELD_ALIASES
         and key != "stages"
     ]
-    if unknown_keys:
-        message = " ".join(f"unknown key {key!r}.{_closest(key)}" for key in unknown_keys)
-        raise ConfigError(message, key=unknown_keys[0])
-
+    errors = [ConfigError(f"unknown key {key!r}.{_closest(key)}", key=key) for key in unknown_keys]
     recipe = SFTRecipe()
-    training = _training_from(data)
+    training: dict[str, Any] = {}
+    try:
+        training = _training_from(data)
+    except ConfigError as exc:
+        errors.append(exc)
+    steps = (
+        _model_from,
+        _datasets_from,
+        _lora_from,
+        _quantization_from,
+        _packing_from,
+        _loss_from,
+        _extras_from,
+        lambda data, recipe: _call(recipe.training, "training", **training) if training else recipe,
+        _distributed_from,
+        _cache_from,
+    )
+    for step in steps:
+        try:
+            recipe = step(data, recipe)
+        except ConfigError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        problems = tuple(problem for error in errors for problem in error.problems)
+        raise ConfigError(numbered("the config has problems", problems), key=errors[0].key, problems=problems)
+    return recipe
 
-    # model
+
+def _model_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     model = _section(data, "model")
     key, value = _first(data, "model_name_or_path")
     if value is not None:
@@ -369,13 +395,16 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
             raise ConfigError(
                 f"the 'model' section has no key {extra[0]!r}.{hint} Further from_pretrained keyword "
                 "arguments go under 'model_init_kwargs'.",
-                key="model",
+                key=f"model.{extra[0]}",
             )
         init = model.pop("model_init_kwargs", None) or {}
         init_kwargs = dict(_expect(init, Mapping, "model.model_init_kwargs"))
         recipe = _call(recipe.model, "model", source, **model, **init_kwargs)
+    return recipe
 
-    # dataset: one source, or a list of them (a mixture)
+
+def _datasets_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
+    """One source, or a list of them (a mixture)."""
     listed = data.get("dataset")
     if isinstance(listed, list):
         if not listed:
@@ -385,20 +414,19 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
             section = {"source": item} if isinstance(item, str) else dict(_expect(item, Mapping, key))
             method = recipe.dataset if index == 0 else recipe.mix
             recipe = _dataset_from(method, section, key)
-    else:
-        dataset = _section(data, "dataset")
-        for old, new in (("dataset_name_or_path", "source"), ("dataset_text_field", "text_field")):
-            key, value = _first(data, old)
-            if value is not None:
-                dataset.setdefault(new, _expect(value, str, key))
-        if dataset:
-            recipe = _dataset_from(recipe.dataset, dataset, "dataset")
+        return recipe
+    dataset = _section(data, "dataset")
+    for old, new in (("dataset_name_or_path", "source"), ("dataset_text_field", "text_field")):
+        key, value = _first(data, old)
+        if value is not None:
+            dataset.setdefault(new, _expect(value, str, key))
+    if dataset:
+        recipe = _dataset_from(recipe.dataset, dataset, "dataset")
+    return recipe
 
-    recipe = _lora_from(data, recipe)
-    recipe = _quantization_from(data, recipe)
-    recipe = _packing_from(data, recipe)
-    recipe = _loss_from(data, recipe)
 
+def _extras_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
+    """NEFTune, Liger, the chat template and the eos / pad tokens."""
     key, neftune = _first(data, "neftune", "neftune_noise_alpha")
     if neftune is not None:
         recipe = _call(recipe.neftune, key, _number(neftune, key))
@@ -416,9 +444,10 @@ def _build(data: Mapping[str, Any]) -> SFTRecipe:
         where = {"eos": "tokens.eos" if "tokens" in data else "eos_token"}
         where["pad"] = "tokens.pad" if "tokens" in data else "pad_token"
         recipe = _call(recipe.tokens, "tokens", eos=eos, pad=pad, keys=where)
-    if training:
-        recipe = _call(recipe.training, "training", **training)
-    recipe = _distributed_from(data, recipe)
+    return recipe
+
+
+def _cache_from(data: Mapping[str, Any], recipe: SFTRecipe) -> SFTRecipe:
     if data.get("cache") is not None:
         recipe = _call(recipe.cache, "cache", _expect(data["cache"], bool, "cache"))
     return recipe
@@ -469,16 +498,28 @@ def _training_from(data: Mapping[str, Any]) -> dict[str, Any]:
     ]
     fields: dict[str, Any] = {}
     where: dict[str, str] = {}
+    errors: list[ConfigError] = []
     for key, name, value in entries:
         try:
             ((field, coerced),) = resolve_training_fields({str(name): value}).items()
         except RecipeError as exc:
-            raise ConfigError(str(exc), key=key) from None
+            errors.append(ConfigError(str(exc), key=key))
+            continue
         if field in fields:
-            raise ConfigError(
-                f"{where[field]!r} and {key!r} both set the SFTConfig field {field!r}; keep one.", key=key
+            errors.append(
+                ConfigError(
+                    f"{where[field]!r} and {key!r} both set the SFTConfig field {field!r}; keep one.", key=key
+                )
             )
+            continue
         fields[field], where[field] = coerced, key
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        problems = tuple(str(error) for error in errors)
+        raise ConfigError(
+            numbered("the training fields have problems", problems), key=errors[0].key, problems=problems
+        )
     return fields
 
 

@@ -496,7 +496,8 @@ def _read_recipe(recipe_path: str | os.PathLike[str], overrides: Sequence[str]) 
     import yaml
 
     from trl_sft_kit.cli import apply_overrides
-    from trl_sft_kit.config import load_yaml, recipe_from_dict
+    from trl_sft_kit.config import recipe_from_dict
+    from trl_sft_kit.config_paths import read_recipe_file
 
     pairs: list[tuple[str, Any]] = []
     for item in overrides:
@@ -508,7 +509,7 @@ def _read_recipe(recipe_path: str | os.PathLike[str], overrides: Sequence[str]) 
         except yaml.YAMLError:
             parsed = value
         pairs.append((key.strip(), parsed))
-    data = load_yaml(Path(recipe_path))
+    data = read_recipe_file(recipe_path)
     return recipe_from_dict(apply_overrides(data, pairs) if pairs else data)
 
 

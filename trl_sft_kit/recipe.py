@@ -686,12 +686,19 @@ class SFTRecipe:
         return recipe_to_dict(self)
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The recipe as YAML text, also written to ``path`` when given."""
+        """The recipe as YAML text, also written to ``path`` when given.
+
+        Written to a file, relative paths are written relative to the file's folder, which is where
+        ``from_yaml`` reads them from.
+        """
         from trl_sft_kit.config import dump_yaml
 
-        text = dump_yaml(self.to_dict())
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+        if path is None:
+            return dump_yaml(self.to_dict())
+        from trl_sft_kit.config_paths import rebase_paths
+
+        text = dump_yaml(rebase_paths(self.to_dict(), os.getcwd(), Path(path).parent))
+        Path(path).write_text(text, encoding="utf-8")
         return text
 
     @classmethod
@@ -709,20 +716,30 @@ class SFTRecipe:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SFTRecipe:
-        """Build a recipe from a YAML file, or from YAML text (anything containing a newline or ``:``)."""
+        """Build a recipe from a YAML file, or from YAML text (anything containing a newline or ``:``).
+
+        Relative paths in a file (data, model, chat template, ``output_dir``) are read from the file's
+        folder; in YAML text, from the working directory.
+
+        Raises:
+            ConfigError: every problem the file has, numbered, in one error.
+        """
         from trl_sft_kit.config import load_yaml, names_file
         from trl_sft_kit.errors import ConfigError
 
         data = load_yaml(path_or_text)
+        is_file = isinstance(path_or_text, os.PathLike) or names_file(str(path_or_text))
+        if is_file:
+            from trl_sft_kit.config_paths import rebase_paths
+
+            data = rebase_paths(data, Path(path_or_text).parent, os.getcwd(), outside="absolute")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
-            if exc.path is not None or not (
-                isinstance(path_or_text, os.PathLike) or names_file(str(path_or_text))
-            ):
+            if exc.path is not None or not is_file:
                 raise
             path = os.fspath(path_or_text)
-            raise ConfigError(f"{path}: {exc}", key=exc.key, path=path) from None
+            raise ConfigError(f"{path}: {exc}", key=exc.key, path=path, problems=exc.problems) from None
 
     def __repr__(self) -> str:
         parts = []
