@@ -17,7 +17,7 @@ import yaml
 from trl_sft_kit import SFTRecipe
 from trl_sft_kit.card import library_versions, render_card
 from trl_sft_kit.compile import Compiled
-from trl_sft_kit.errors import RecipeError
+from trl_sft_kit.errors import OutputExistsError, RecipeError, RunError
 from trl_sft_kit.result import TrainResult, load_result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,6 +150,25 @@ def test_merge_refuses_its_own_folder_and_unknown_dtypes(
         result.merge(tmp_path / "m", dtype="int3")
 
 
+def test_merge_refuses_a_folder_holding_files_unless_overwrite(
+    run: tuple[Compiled, TrainResult], merged_dir: Path, tmp_path: Path
+) -> None:
+    _, result = run
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(OutputExistsError, match="already holds files"):
+        result.merge(mine)
+    with pytest.raises(OutputExistsError, match="will not clear"):
+        result.merge(mine, overwrite=True)  # not a folder the kit wrote: never cleared
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        result.merge(merged_dir)
+    (merged_dir / "stale.bin").write_bytes(b"old")
+    assert result.merge(merged_dir, overwrite=True) == merged_dir
+    assert not (merged_dir / "stale.bin").exists() and (merged_dir / "config.json").is_file()
+
+
 def test_model_card_and_run_files_follow_the_recipe(
     run: tuple[Compiled, TrainResult], tiny_model_dir: Path
 ) -> None:
@@ -224,10 +243,11 @@ def test_load_result_round_trip(run: tuple[Compiled, TrainResult], tmp_path: Pat
     assert loaded.recipe == compiled.recipe and loaded.base_model == result.base_model
     assert loaded.model is None and loaded.tokenizer is None
 
-    with pytest.raises(RecipeError, match="not a folder"):
+    with pytest.raises(RunError, match="not a folder"):
         load_result(tmp_path / "missing")
-    with pytest.raises(RecipeError, match="not a training output folder"):
+    with pytest.raises(RunError, match="not a training output folder") as caught:
         load_result(tmp_path)
+    assert not isinstance(caught.value, RecipeError) and caught.value.path == str(tmp_path)
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ from trl_sft_kit.errors import (
     RecipeError,
     ResumeError,
     RowError,
+    RunError,
     SFTKitError,
 )
 from trl_sft_kit.formats import FormatDetector, FormatMatch, FormatOptions, available_formats, register_format
@@ -68,6 +69,7 @@ __all__ = [
     "RecipeError",
     "ResumeError",
     "RowError",
+    "RunError",
     "SFTKitError",
     "SFTRecipe",
     "SkippedRow",

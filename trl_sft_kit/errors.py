@@ -7,6 +7,7 @@
     │   ├── ConfigError                     a config file or dict has an unknown key or a wrong value
     │   ├── OutputExistsError               the output folder holds files: resume, overwrite, or another
     │   └── ResumeError                     resume=True finds no checkpoint, or one of different data
+    ├── RunError (ValueError)               a folder is not the output of a training run
     ├── DatasetError (ValueError)           the training data cannot be used as it is
     │   ├── DataSourceError                 the source is missing, empty or unreadable
     │   ├── DatasetFormatError              no format, several formats, or an ambiguous format
@@ -37,6 +38,7 @@ __all__ = [
     "RecipeError",
     "ResumeError",
     "RowError",
+    "RunError",
     "SFTKitError",
     "numbered",
 ]
@@ -102,6 +104,14 @@ class ResumeError(RecipeError):
         super().__init__(message)
         self.path = path
         self.checkpoint = checkpoint
+
+
+class RunError(SFTKitError, ValueError):
+    """A folder given as a training run's output (``load_result``) is not one."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DatasetError(SFTKitError, ValueError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trl_sft_kit.card import RECIPE_FILE, RUN_FILE, read_run_info, write_card
-from trl_sft_kit.errors import BackendError, RecipeError
+from trl_sft_kit.errors import BackendError, OutputExistsError, RecipeError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -322,7 +322,9 @@ def _merged_model(result: TrainResult, dtype: Any) -> PreTrainedModel:
         raise BackendError(f"peft could not merge the adapter ({type(exc).__name__}: {exc}).") from exc
 
 
-def merge(result: TrainResult, path: str | os.PathLike[str], *, dtype: Any = "auto") -> Path:
+def merge(
+    result: TrainResult, path: str | os.PathLike[str], *, dtype: Any = "auto", overwrite: bool = False
+) -> Path:
     """Merge the adapter into its base and save a plain transformers model; see ``TrainResult.merge``."""
     target = Path(path).expanduser()
     torch_dtype = _torch_dtype(dtype, result)
@@ -335,6 +337,7 @@ def merge(result: TrainResult, path: str | os.PathLike[str], *, dtype: Any = "au
         raise RecipeError(
             f"{str(target)!r} holds a LoRA adapter (adapter_config.json); merge into an empty or new folder."
         )
+    _check_merge_target(target, overwrite=overwrite)
     tokenizer = load_tokenizer(result)
     model = _merged_model(result, torch_dtype)
     _fit_embeddings(model, tokenizer)
@@ -353,6 +356,26 @@ def merge(result: TrainResult, path: str | os.PathLike[str], *, dtype: Any = "au
         ) from exc
     _copy_run_files(result, target)
     return target
+
+
+def _check_merge_target(target: Path, *, overwrite: bool) -> None:
+    """Refuse a folder that holds files, as ``train()`` does; with ``overwrite``, clear one the kit wrote."""
+    from trl_sft_kit.runs import prepare_output_dir
+
+    if target.exists() and not target.is_dir():
+        raise OutputExistsError(
+            f"{str(target)!r} is a file, not a folder; merge into a folder.", path=str(target)
+        )
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not overwrite:
+        listing = ", ".join(sorted(child.name for child in target.iterdir())[:5])
+        raise OutputExistsError(
+            f"{str(target)!r} already holds files ({listing}), and merge() would write over them. Pass "
+            "overwrite=True to replace an earlier merge there, or choose another folder.",
+            path=str(target),
+        )
+    prepare_output_dir(target, overwrite=True)  # clears only a folder the kit's own record marks
 
 
 def _copy_run_files(result: TrainResult, target: Path) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from trl_sft_kit.errors import RecipeError, SFTKitError
+from trl_sft_kit.errors import RunError, SFTKitError
 
 if TYPE_CHECKING:
     from trl_sft_kit.export import Prompt
@@ -96,7 +96,7 @@ class TrainResult:
 
         return generate(self, prompts, max_new_tokens=max_new_tokens, do_sample=do_sample, **kwargs)
 
-    def merge(self, path: str | os.PathLike[str], *, dtype: Any = "auto") -> Path:
+    def merge(self, path: str | os.PathLike[str], *, dtype: Any = "auto", overwrite: bool = False) -> Path:
         """Merge the LoRA adapter into its base model and save a plain transformers model to ``path``.
 
         The base model is loaded again from its name or path in ``dtype`` (for a QLoRA run: in that dtype,
@@ -107,6 +107,8 @@ class TrainResult:
 
         Args:
             path: a new or empty folder (not the run's own folder).
+            overwrite: replace what an earlier ``merge`` (or run) of the kit left in ``path``; a folder
+                holding files is refused without it, as ``train()`` refuses one.
             dtype: ``"auto"`` (the recipe's model dtype, else the checkpoint's), ``"float32"``,
                 ``"bfloat16"``, ``"float16"`` or a ``torch.dtype``.
 
@@ -115,6 +117,8 @@ class TrainResult:
 
         Raises:
             RecipeError: ``path`` is the run's folder or holds an adapter, or ``dtype`` is unknown.
+            OutputExistsError: ``path`` holds files and ``overwrite`` is not set, or it is not a folder
+                the kit wrote.
             BackendError: the base model or the adapter cannot be loaded, merged or saved.
 
         Examples:
@@ -124,7 +128,7 @@ class TrainResult:
         """
         from trl_sft_kit.export import merge
 
-        return merge(self, path, dtype=dtype)
+        return merge(self, path, dtype=dtype, overwrite=overwrite)
 
     def push_to_hub(
         self, repo_id: str, *, private: bool = True, merged: bool = False, token: str | None = None
@@ -163,7 +167,7 @@ def load_result(output_dir: str | os.PathLike[str]) -> TrainResult:
     still loads, with empty metrics. The model and tokenizer load on first ``generate``.
 
     Raises:
-        RecipeError: ``output_dir`` is not a folder that ``train()`` wrote.
+        RunError: ``output_dir`` is not a folder that ``train()`` wrote.
 
     Examples:
 
@@ -174,15 +178,17 @@ def load_result(output_dir: str | os.PathLike[str]) -> TrainResult:
 
     folder = Path(output_dir).expanduser()
     if not folder.is_dir():
-        raise RecipeError(
+        raise RunError(
             f"{str(folder)!r} is not a folder; pass the output_dir of a training run (the folder holding "
-            "adapter_config.json or config.json)."
+            "adapter_config.json or config.json).",
+            path=str(folder),
         )
     adapter = folder / "adapter_config.json"
     if not adapter.is_file() and not (folder / "config.json").is_file():
-        raise RecipeError(
+        raise RunError(
             f"{str(folder)!r} is not a training output folder: it holds neither adapter_config.json (a LoRA "
-            "adapter) nor config.json (a full model). Pass the output_dir that train() wrote."
+            "adapter) nor config.json (a full model). Pass the output_dir that train() wrote.",
+            path=str(folder),
         )
     info = read_run_info(folder) or {}
     recipe = None
