@@ -93,6 +93,7 @@ class Compiled:
             KeyboardInterrupt: Ctrl-C; the message names the checkpoint saved.
         """
         from trl_sft_kit import runs
+        from trl_sft_kit.loss_log import first_and_last_losses
 
         output_dir = Path(self.config.output_dir or DEFAULT_OUTPUT_DIR)
         fingerprint = runs.data_fingerprint(self.trainer.train_dataset, self.recipe.dataset_specs)
@@ -112,7 +113,7 @@ class Compiled:
             run_logger().info("training on:\n%s", self.summary())
         record = {"data_fingerprint": fingerprint, "seeds": seeds, "versions": _versions()}
         try:
-            with runs.run_callback(self.trainer, record) as watch:
+            with runs.run_callback(self.trainer, record) as watch, first_and_last_losses(self.trainer):
                 checkpoint = str(plan.checkpoint) if plan.checkpoint is not None else None
                 output = self.trainer.train(resume_from_checkpoint=checkpoint)
         except Exception as exc:
