@@ -235,6 +235,22 @@ def normalise_messages(
     return out
 
 
+def _unknown_role(role: Any, where: str) -> str:
+    """Why a role is refused; ShareGPT's ``human`` / ``gpt`` get the way to read them."""
+    from trl_sft_kit.formats.sharegpt import ROLE_NAMES
+
+    known = f"roles must be one of {', '.join(CHAT_ROLES)}"
+    if isinstance(role, str) and role in ROLE_NAMES:
+        column = where.split("[", 1)[0]
+        return (
+            f"role {role!r} looks like a ShareGPT role ({role!r} stands for {ROLE_NAMES[role]!r}), but "
+            f"{known}. Rename the roles to {ROLE_NAMES[role]!r} and the like, or read the rows as ShareGPT: "
+            f".dataset(..., columns={{{column!r}: 'conversations'}}, format='sharegpt') (which maps "
+            "human/gpt/observation/function_call onto the standard roles)."
+        )
+    return f"unknown role {role!r}; {known}."
+
+
 def _message(message: Any, where: str, index: int) -> dict[str, Any]:
     if not isinstance(message, Mapping):
         raise RowError(
@@ -242,9 +258,7 @@ def _message(message: Any, where: str, index: int) -> dict[str, Any]:
         )
     role = message.get("role")
     if role not in CHAT_ROLES:
-        raise RowError(
-            f"unknown role {role!r}; roles must be one of {', '.join(CHAT_ROLES)}.", field=f"{where}.role"
-        )
+        raise RowError(_unknown_role(role, where), field=f"{where}.role")
     if role == "system" and index != 0:
         raise RowError("a system message may only come first in a conversation.", field=f"{where}.role")
     tool_calls = normalise_tool_calls(message.get("tool_calls"), f"{where}.tool_calls")

@@ -8,6 +8,8 @@ Preference data is not SFT data, so ``format="auto"`` refuses it (see ``auto_ref
 - ``chosen``/``rejected`` without a prompt (the prompt is inside both): a conversation is split where chosen
   and rejected part (or before its last assistant turn); a string where the two texts part, at a word
   boundary, as TRL's ``extract_prompt`` does.
+- LLaMA-Factory's ShareGPT pairs (``conversations`` with ``chosen`` and ``rejected`` turns, ``{from,
+  value}``): the conversation is the prompt and the chosen turn the completion.
 - KTO rows (``prompt``, ``completion``, ``label``): a row labelled ``true`` is a prompt-completion row; one
   labelled ``false`` is left out with ``RowExcludedError``, which the report counts as skipped.
 """
@@ -48,6 +50,10 @@ class PreferenceChosenFormat:
     def match(self, row: Mapping[str, Any], options: FormatOptions) -> FormatMatch:
         """``chosen`` and ``rejected`` fields, or ``prompt``, ``completion`` and a true/false ``label``."""
         if "chosen" in row and "rejected" in row:
+            if "conversations" in row:
+                return FormatMatch.yes(
+                    1.0, "has 'conversations' with 'chosen' and 'rejected' turns (ShareGPT preference pairs)"
+                )
             return FormatMatch.yes(1.0, "has 'chosen' and 'rejected' fields (preference pairs)")
         if _is_kto(row):
             return FormatMatch.yes(0.95, "has 'prompt', 'completion' and a true/false 'label' (KTO data)")
@@ -75,7 +81,20 @@ class PreferenceChosenFormat:
         )
 
 
+def _sharegpt_pair(row: Mapping[str, Any]) -> dict[str, Any]:
+    """LLaMA-Factory's ShareGPT pairs: ``conversations`` is the prompt, ``chosen`` the answer turn."""
+    from trl_sft_kit.formats.sharegpt import sharegpt_messages
+
+    prompt = sharegpt_messages(row["conversations"], "conversations")
+    answer = sharegpt_messages(row["chosen"], "chosen")
+    if isinstance(row.get("system"), str) and row["system"].strip() and prompt[0]["role"] != "system":
+        prompt.insert(0, {"role": "system", "content": row["system"]})
+    return _renamed(lambda: prompt_completion_row({"prompt": prompt, "completion": answer}))
+
+
 def _chosen(row: Mapping[str, Any]) -> dict[str, Any]:
+    if "conversations" in row and "prompt" not in row:
+        return _sharegpt_pair(row)
     chosen, prompt = row.get("chosen"), row.get("prompt")
     if is_list(chosen):
         messages = normalise_messages(chosen, "chosen")

@@ -29,7 +29,7 @@ from trl_sft_kit.formats.messages import (
 )
 from trl_sft_kit.formats.protocol import FormatMatch, FormatOptions
 
-__all__ = ["ROLE_NAMES", "ShareGPTFormat"]
+__all__ = ["ROLE_NAMES", "ShareGPTFormat", "sharegpt_messages"]
 
 LOSS_KEYS = ("train", "weight")
 """Per-turn loss switches (axolotl writes ``weight``), kept on the message as in the messages format."""
@@ -66,6 +66,8 @@ class ShareGPTFormat:
         """A ``conversations`` list of ``{from, value}`` turns; weakly, any ``conversations`` field."""
         if "conversations" not in row:
             return FormatMatch.no("no 'conversations' field")
+        if "chosen" in row and "rejected" in row:  # LLaMA-Factory's ShareGPT preference (DPO) layout
+            return FormatMatch.no("has 'chosen' and 'rejected' beside 'conversations': preference data")
         value = row["conversations"]
         if (
             is_list(value)
@@ -102,6 +104,21 @@ class ShareGPTFormat:
         if tools is not None:
             converted["tools"] = tools
         return converted
+
+
+def sharegpt_messages(turns: Any, field: str) -> list[dict[str, Any]]:
+    """ShareGPT turns (``{from, value}``; a single turn may stand alone) as messages with standard roles."""
+    listed = [turns] if isinstance(turns, Mapping) else turns
+    if not is_list(listed) or not listed:
+        raise RowError(
+            f"must be a ShareGPT turn or a non-empty list of them (got {describe(turns)}).", field=field
+        )
+    try:
+        return [_message(turn, index) for index, turn in enumerate(listed)]
+    except RowError as exc:
+        where = exc.field or ""
+        inner = where.removeprefix("conversations")
+        raise RowError(exc.reason, field=field + (inner if isinstance(turns, list) else "")) from None
 
 
 def _message(turn: Any, index: int) -> dict[str, Any]:
