@@ -224,12 +224,15 @@ def test_skip_with_many_bad_rows_keeps_the_counts(tmp_path: Path) -> None:
 
 def test_all_rows_bad_is_an_error_even_with_skip(tmp_path: Path) -> None:
     path = _write(tmp_path / "data.jsonl", [json.dumps({"instruction": "", "output": "x"})] * 3)
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(DatasetError) as caught:
         _prepare(str(path), on_bad_rows="skip")
     message = str(caught.value)
     assert "every one of the 3 rows was bad" in message
     assert "line 1, field 'instruction'" in message
     assert caught.value.path == str(path)
+    assert not isinstance(caught.value, RowError)  # a dataset-level failure, not one row's
+    assert message.startswith(f"{path}: no row is left to train on")
+    assert "\n  rows read: 3\n  rows skipped: 3\n" in message
 
 
 def test_prepare_dataset_skips_and_reports(tmp_path: Path) -> None:

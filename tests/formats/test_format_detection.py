@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit.data import convert_rows, load_rows, prepare_dataset
-from trl_sft_kit.errors import DatasetFormatError, PluginError, RowError
+from trl_sft_kit.errors import DatasetError, DatasetFormatError, PluginError, RowError
 from trl_sft_kit.formats import (
     FormatMatch,
     FormatOptions,
@@ -566,7 +566,7 @@ def test_a_plugin_row_that_is_not_canonical_is_a_plugin_error(faulty: Any) -> No
 def test_a_plugin_row_is_checked_like_any_canonical_row(faulty: Any) -> None:
     faulty("convert returns an empty completion")
     spec = DatasetSpec([{"faulty": "Q"}, {"faulty": "Q2"}], on_bad_rows="skip")
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(DatasetError) as caught:
         convert_rows(load_rows(spec), spec, FormatOptions())
     assert "every one of the 2 rows was bad" in str(caught.value)
     assert "in the 'prompt_completion' row that format 'faulty_for_tests' made of it" in str(caught.value)

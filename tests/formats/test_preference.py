@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit.data import DatasetReport, convert_rows, load_rows
-from trl_sft_kit.errors import RowError
+from trl_sft_kit.errors import DatasetError, RowError
 from trl_sft_kit.formats import PREFERENCE_FORMAT, FormatOptions, RowExcludedError, get_format
 from trl_sft_kit.specs import DatasetSpec
 
@@ -143,5 +143,5 @@ def test_kto_rows_labelled_false_are_counted_even_without_skip() -> None:
 
 def test_only_rows_labelled_false_is_an_error_saying_so() -> None:
     spec = DatasetSpec([{"prompt": "Sky?", "completion": "Green.", "label": False}], format=PREFERENCE_FORMAT)
-    with pytest.raises(RowError, match="every one of the 1 rows was bad or left out by the format"):
+    with pytest.raises(DatasetError, match="every one of the 1 rows was bad or left out by the format"):
         convert_rows(load_rows(spec), spec, PLAIN)

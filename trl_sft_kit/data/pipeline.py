@@ -362,6 +362,7 @@ def _tokenize(
         truncate=truncate,
         on_bad_rows=source.on_bad_rows,
         row_label=label,
+        source=source.report.source,
     )
 
 

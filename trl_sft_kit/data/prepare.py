@@ -80,7 +80,8 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         DatasetFormatError: see ``detect_format``; also prompt-completion rows that mix strings and
             messages, which TRL cannot train on together.
         RowError: a bad row, when ``spec.on_bad_rows == "error"``; names file, line or row, and field.
-            Also when no row is left: every row was bad or left out, or none at all is a JSON object.
+            Also when none at all is a JSON object.
+        DatasetError: no row is left: every row was bad or left out (the source and the counts named).
         PluginError: a third-party detector failed on a row, or made a row that is not canonical.
         MediaError: rows hold images, videos or audio and ``spec.media`` does not say to drop them
             (``trl_sft_kit.data.media``); checked before detection, so for every format.
@@ -135,9 +136,9 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     )
     if not rows:
         what = "bad" if all(row.bad for row in skipped) else "bad or left out by the format"
-        raise RowError(
-            f"every one of the {len(raw)} rows was {what}, so nothing is left to train on; "
-            f"first: {skipped[0]}",
+        raise DatasetError(
+            f"{raw.name}: no row is left to train on: every one of the {len(raw)} rows was {what}.\n"
+            f"  rows read: {len(raw)}\n  rows skipped: {len(skipped)}\n  first skipped: {skipped[0]}",
             path=raw.name,
         )
     _check_one_shape(rows, kept, raw)

@@ -21,7 +21,7 @@ from trl_sft_kit.data.masks import (
 )
 from trl_sft_kit.data.masks import tokenize_text as _tokenize_text
 from trl_sft_kit.data.report import SkippedRow
-from trl_sft_kit.errors import RecipeError, RowError
+from trl_sft_kit.errors import DatasetError, RecipeError, RowError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -160,6 +160,7 @@ def tokenize_dataset(
     truncate: bool = True,
     on_bad_rows: str = "error",
     row_label: Callable[[int], str] = lambda index: f"row {index}",
+    source: str = "the dataset",
 ) -> tuple[Dataset, TokenizationReport]:
     """Tokenize every row with its labels; truncate to ``max_length`` (when ``truncate``), counting cuts.
 
@@ -177,6 +178,7 @@ def tokenize_dataset(
         truncate: cut rows to ``max_length`` here (off when a packer handles long rows).
         on_bad_rows: ``error`` or ``skip`` rows the template cannot render.
         row_label: names row ``i`` in errors (``file.jsonl, line 12``).
+        source: names the source in a dataset-level error.
 
     Returns:
         A Dataset with ``input_ids`` and ``labels``, and the report.
@@ -224,10 +226,10 @@ def tokenize_dataset(
         turns=turns,
     )
     if not input_ids:
-        raise RowError(
-            "no row is left to train on after tokenization: "
-            + report.summary().replace("\n", "; ")
-            + ". Raise max_length, or check the loss settings and per-turn 'train' flags.",
+        raise DatasetError(
+            f"{source}: no row is left to train on after tokenization.\n{report.summary()}\n"
+            "Raise max_length, or check the loss settings and per-turn 'train' flags.",
+            path=source,
         )
     return Dataset.from_dict({"input_ids": input_ids, "labels": labels}), report
 
