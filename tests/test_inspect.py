@@ -277,3 +277,12 @@ def test_mixtures_and_streams_are_measured_as_training_sees_them(
     streamed = base.dataset(CHAT, streaming=True).training(max_steps=2).inspect(rows=1)
     assert streamed.lengths.count == 64 and any("streamed" in note for note in streamed.notes)
     assert streamed.lengths == base.dataset(CHAT).inspect(rows=0).lengths
+
+
+def test_the_cut_marker_never_splits_a_character(tiny_model_dir: Path) -> None:
+    text = "日本語のテキスト🙂é" * 6
+    rows = [{"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": text}]}]
+    for max_length in range(40, 90, 3):
+        report = SFTRecipe().model(tiny_model_dir).dataset(rows).training(max_length=max_length).inspect(rows=1)
+        rendered = "".join(segment.text for segment in report.rows[0].segments)
+        assert "\ufffd" not in rendered and "\ufffd" not in str(report)

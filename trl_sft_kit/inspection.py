@@ -821,6 +821,20 @@ def _render(
     # Each segment is the text the tokens add to the rendering: decoding a prefix and taking what the next
     # boundary's prefix adds keeps spaces that a decoder drops at the start of a piece decoded alone.
     prefix = {bound: decode(ids[:bound]) for bound in bounds}
+    # A boundary inside a multi-byte character (its bytes spread over tokens) would show U+FFFD on both
+    # sides: move it forward, past the character's last token.
+    whole = prefix[len(ids)]
+    moved = []
+    for bound in bounds:
+        step = bound
+        while 0 < step < len(ids) and prefix[step].endswith("\ufffd") and step - bound < 8:
+            text = prefix[step]
+            if whole.startswith(text):  # the character really is U+FFFD
+                break
+            step += 1
+            prefix[step] = prefix.get(step) or decode(ids[:step])
+        moved.append(step)
+    bounds = sorted(set(moved))
     segments = []
     for start, end in itertools.pairwise(bounds):
         before, after = prefix[start], prefix[end]
