@@ -283,6 +283,7 @@ def test_the_cut_marker_never_splits_a_character(tiny_model_dir: Path) -> None:
     text = "日本語のテキスト🙂é" * 6
     rows = [{"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": text}]}]
     for max_length in range(40, 90, 3):
-        report = SFTRecipe().model(tiny_model_dir).dataset(rows).training(max_length=max_length).inspect(rows=1)
+        recipe = SFTRecipe().model(tiny_model_dir).dataset(rows).training(max_length=max_length)
+        report = recipe.inspect(rows=1)
         rendered = "".join(segment.text for segment in report.rows[0].segments)
         assert "\ufffd" not in rendered and "\ufffd" not in str(report)
