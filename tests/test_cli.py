@@ -296,3 +296,31 @@ def test_overrides_land_where_each_layout_keeps_the_setting() -> None:
 def test_an_override_inside_a_value_that_is_no_section_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"'neftune' is 5\.0, not a section"):
         apply_overrides({"neftune": 5.0}, [("neftune.alpha", 1.0)])
+
+
+def test_json_failures_are_a_json_object_on_stdout(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"instruction": "Q", "output": "A"}\n{"instruction": "", "output": "A"}\n', encoding="utf-8"
+    )
+    done = run_cli("inspect", str(bad), "--model", str(tiny_model_dir), "--json", cwd=tmp_path)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert error["type"] == "RowError" and error["file"] == str(bad) and error["line"] == 2
+    assert error["field"] == "instruction" and "--on-bad-rows skip" in error["message"]
+    assert "on_bad_rows=" not in error["message"]
+    skipped = run_cli(
+        "inspect", str(bad), "--model", str(tiny_model_dir), "--json", "--on-bad-rows", "skip", cwd=tmp_path
+    )
+    assert skipped.returncode == 0, skipped.stderr
+    missing = run_cli("inspect", "missing.jsonl", "--model", str(tiny_model_dir), "--json", cwd=tmp_path)
+    assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["type"] == "RecipeError"
+
+
+def test_command_line_advice_names_flags() -> None:
+    from trl_sft_kit.cli_errors import command_line_advice
+
+    text = command_line_advice(
+        "choose one with .dataset(..., format=<name>); or .dataset(..., on_bad_rows='skip'); use loss('all')."
+    )
+    assert text == "choose one with --format NAME; or --on-bad-rows skip; use --loss all."

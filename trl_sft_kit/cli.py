@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trl_sft_kit.cli_errors import command_line_advice
 from trl_sft_kit.errors import SFTKitError
 
 __all__ = ["main"]
@@ -92,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect_.add_argument(
         "--format", metavar="F", default=None, help="the dataset format (default: detect it)"
+    )
+    inspect_.add_argument(
+        "--on-bad-rows",
+        choices=("error", "skip"),
+        default=None,
+        help="stop at the first bad row, or skip, count and report bad rows (default: error)",
     )
     inspect_.add_argument(
         "--chat-template",
@@ -211,11 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.console = console
             return commands[args.command](args)
     except UsageError as exc:
+        _report(args, exc, str(exc))
         print(f"trl-sft-kit {args.command}: error: {exc}", file=sys.stderr)
         print(f"(see trl-sft-kit {args.command} --help)", file=sys.stderr)
         return EXIT_USAGE
     except SFTKitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = command_line_advice(str(exc))
+        _report(args, exc, message)
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:  # train() says where it saved a checkpoint to resume from
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
@@ -235,6 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+
+
+def _report(args: argparse.Namespace, exc: BaseException, message: str) -> None:
+    """With ``--json``, the failure as a JSON object on stdout (the line on stderr stays for people)."""
+    if getattr(args, "json", False):
+        from trl_sft_kit.cli_errors import error_json
+
+        sys.stdout.write(error_json(exc, message) + "\n")
+        sys.stdout.flush()
 
 
 def _with_format(recipe: Any, format: str, path: str) -> Any:
@@ -274,8 +293,15 @@ def _inspect(args: argparse.Namespace) -> int:
         recipe = SFTRecipe.from_yaml(Path(data))
         if args.format is not None:
             recipe = _with_format(recipe, args.format, data)
+        if args.on_bad_rows is not None and recipe.dataset_specs:
+            import attrs
+
+            specs = [attrs.evolve(spec, on_bad_rows=args.on_bad_rows) for spec in recipe.dataset_specs]
+            recipe = attrs.evolve(recipe, dataset_spec=specs[0], more_datasets=tuple(specs[1:]))
     else:
-        recipe = SFTRecipe().dataset(data, format=args.format or "auto")
+        recipe = SFTRecipe().dataset(
+            data, format=args.format or "auto", on_bad_rows=args.on_bad_rows or "error"
+        )
     if args.model is not None:
         recipe = recipe.model(args.model)
     if args.chat_template is not None:
