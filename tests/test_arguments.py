@@ -194,3 +194,28 @@ def test_relative_paths_in_a_yaml_file_are_read_from_its_folder(
     assert again.dataset_spec is not None
     assert Path(again.dataset_spec.source).resolve() == project / "data" / "chat.jsonl"
     assert SFTRecipe.from_yaml(saved) == again
+
+
+# ------------------------------------------------------------------------------------------ explain()
+
+
+def test_explain_shows_each_sources_format_and_the_loss_in_words(tmp_path: Path) -> None:
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})
+        + "\n",
+        encoding="utf-8",
+    )
+    recipe = (
+        SFTRecipe()
+        .dataset(chat)
+        .mix([{"instruction": "q", "output": "a"}], weight=0.5)
+        .loss("assistant_only")
+        .packing("ffd")
+        .training(max_length=256)
+    )
+    text = recipe.explain()
+    assert "format 'messages'" in text and "loss on: assistant turns" in text
+    assert "format 'alpaca'" in text and "loss on: the completion" in text
+    assert "rows of at most 256 tokens" in text
+    assert "dataset_text_field" not in text and "DatasetSpec(" not in text

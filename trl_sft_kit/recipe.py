@@ -565,12 +565,15 @@ class SFTRecipe:
             raise RecipeError(numbered("the recipe cannot work", problems), problems=tuple(problems))
         return self
 
-    def explain(self) -> str:
-        """Text of the resolved plan: model, data, packer, loss, adapters and the SFTConfig fields produced.
+    def explain(self, *, deep: bool = False) -> str:
+        """Text of the resolved plan: model, each source's format and why, the loss in words, packing and
+        lengths, adapters, and the SFTConfig fields that matter.
 
-        Loads nothing heavy: no model, tokenizer or dataset.
+        Loads nothing heavy: formats are detected on small files and in-memory rows only, without a
+        tokenizer. ``deep=True`` adds ``inspect()``'s full count (loads the tokenizer, prepares the data).
         """
         from trl_sft_kit.compile import config_kwargs, fallback_model_note, resolve_model
+        from trl_sft_kit.plan import KIT_FIELDS, source_plan
 
         model, origin = resolve_model(self)
         init = "".join(f", {key}={value!r}" for key, value in model.init_kwargs.items())
@@ -580,13 +583,19 @@ class SFTRecipe:
         from trl_sft_kit.vision.detect import explain_vision
 
         lines += explain_vision(model)
-        if self.dataset_spec is not None and not self.more_datasets:
-            lines.append(f"data: {self.dataset_spec!r}")
-        elif self.dataset_spec is not None:
-            lines.append(f"data: a mixture of {len(self.dataset_specs)} sources, each in its own format")
-            lines += [f"  {spec!r}" for spec in self.dataset_specs]
+        if self.dataset_spec is not None:
+            many = (
+                f"a mixture of {len(self.dataset_specs)} sources, each in its own format"
+                if self.more_datasets
+                else "one source"
+            )
+            lines.append(f"data: {many}")
+            for source in self.dataset_specs:
+                lines += source_plan(source, self)
         else:
             lines.append("data: none yet (add .dataset(...))")
+        max_length = self.training_fields.get("max_length", 1024)
+        lines.append(f"lengths: rows of at most {max_length} tokens" if max_length else "lengths: no limit")
         if any(spec.eval is not None for spec in self.dataset_specs):
             schedule = self.training_fields.get("eval_strategy", "epoch (the kit's default with eval data)")
             lines.append(f"evaluation: on held-out or separate rows, eval_strategy={schedule}")
@@ -618,10 +627,13 @@ class SFTRecipe:
             lines.append("liger: on (hub kernels, use_kernels=True)")
         if self.tokens_spec != TokensSpec():
             lines.append(f"tokens: {self.tokens_spec!r}")
-        lines.append("SFTConfig fields:")
+        lines.append("SFTConfig fields:")  # less those the kit sets to prepare the data itself
         for key, value in sorted(config_kwargs(self).items()):
-            lines.append(f"  {key} = {value!r}")
+            if key not in KIT_FIELDS:
+                lines.append(f"  {key} = {value!r}")
         lines.append("  bf16 = True on a bf16-capable GPU, else False (unless set)")
+        if deep:
+            lines += ["", "measured (inspect):", str(self.inspect(rows=0))]
         return "\n".join(lines)
 
     def inspect(self, rows: int = 5) -> InspectReport:
