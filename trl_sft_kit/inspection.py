@@ -909,6 +909,12 @@ def _estimate_packing(
             if recipe.loss_spec.mode == "assistant_only":
                 note += "; refused with loss 'assistant_only'"
         try:
+            columns = [c for c in ("input_ids", "labels") if c in dataset.column_names]
+            if isinstance(packer, FFDPacker) and "labels" in columns:  # as training packs: untrained rows go
+                given = dataset.select_columns(columns)
+                _, report = pack(given, packer, max_length=max_length, overflow=overflow)  # type: ignore[arg-type]
+                estimates.append(PackingEstimate(name, report, int(lengths.size), chosen=chosen, note=note))
+                continue
             if isinstance(packer, FFDPacker):
                 report = _ffd_report(name, lengths, max_length, overflow or packer.overflow)
                 estimates.append(PackingEstimate(name, report, int(lengths.size), chosen=chosen, note=note))
@@ -917,9 +923,9 @@ def _estimate_packing(
             if lengths.size > sample:
                 if sampled is None:
                     picked = np.random.default_rng(0).choice(lengths.size, size=sample, replace=False)
-                    sampled = dataset.select_columns(["input_ids"]).select(np.sort(picked).tolist())
+                    sampled = dataset.select_columns(columns).select(np.sort(picked).tolist())
                 part = sample
-            packed = sampled if part else dataset.select_columns(["input_ids"])
+            packed = sampled if part else dataset.select_columns(columns)
             assert packed is not None
             with _quiet_datasets(len(packed) < PROGRESS_MIN_ROWS):
                 _, report = pack(packed, packer, max_length=max_length, overflow=overflow)  # type: ignore[arg-type]

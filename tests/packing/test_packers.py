@@ -75,7 +75,10 @@ def test_every_builtin_returns_a_result_with_a_report(name: str) -> None:
 def test_reports_count_cut_sequences_for_split_and_wrapped() -> None:
     split = pack(dataset(), "bfd_split", max_length=16).report
     assert split.sequences_cut == split.sequences_overlong == 3
-    kit_split = pack(dataset(), "ffd", max_length=16, overflow="split").report
+    trained = datasets.Dataset.from_dict(
+        {"input_ids": dataset()["input_ids"], "labels": dataset()["input_ids"]}
+    )
+    kit_split = pack(trained, "ffd", max_length=16, overflow="split").report  # every piece carries loss
     assert kit_split.sequences_cut == 3 and kit_split.tokens == sum(LENGTHS)
     report = pack(dataset(), "wrapped", max_length=16).report
     # work the cuts out by hand: a boundary every 16 tokens of the whole stream

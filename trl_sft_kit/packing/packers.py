@@ -70,10 +70,15 @@ def pack(
         result = PackResult(result, _report_of(chosen, dataset, result, max_length))
     packed, report = result
     if dropped:
+        rows_dropped, pieces_dropped, overlong, mode = dropped
         report = attrs.evolve(
             report,
-            sequences=report.sequences + dropped[0],
-            sequences_empty=report.sequences_empty + sum(dropped),
+            sequences=report.sequences + rows_dropped,
+            sequences_empty=report.sequences_empty + rows_dropped + pieces_dropped,
+            sequences_overlong=overlong,  # of the sequences as given, before their untrained pieces went
+            sequences_cut=overlong
+            if mode == "split" and not chosen.crosses_boundaries
+            else report.sequences_cut,
         )
     if chosen.crosses_boundaries and _has_labels(packed):
         from trl_sft_kit.packing.trained import drop_untrained_rows
@@ -102,15 +107,16 @@ def _has_labels(dataset: Any) -> bool:
 
 def _without_untrained(
     dataset: Dataset, packer: Packer, max_length: int, overflow: Overflow | None
-) -> tuple[Dataset, tuple[int, int]]:
+) -> tuple[Dataset, tuple[int, int, int, str] | None]:
     """``dataset`` without the sequences (or split pieces) that would carry no loss once packed.
 
     Only for labelled data and a packer that keeps sequences apart and says what it does to over-long
-    ones (``overflow``); returns the whole sequences and the pieces dropped.
+    ones (``overflow``); returns the whole sequences and the pieces dropped, the over-long sequences given
+    and the overflow mode (``None`` when nothing was dropped).
     """
     mode = overflow if overflow is not None else getattr(packer, "overflow", None)
     if packer.crosses_boundaries or mode not in OVERFLOW_MODES or not _has_labels(dataset):
-        return dataset, (0, 0)
+        return dataset, None
     from trl_sft_kit.packing.trained import drop_untrained
 
     table, indices = _arrow_of(dataset)
@@ -119,14 +125,15 @@ def _without_untrained(
         table, columns, max_length=max_length, overflow=mode, indices=indices
     )
     if not rows and not pieces:
-        return dataset, (0, 0)
+        return dataset, None
     if trimmed.num_rows == 0:
         raise DatasetError(
             f"no sequence is left to pack: none of the {rows:,} sequences has a token carrying loss within "
             f"max_length={max_length}.\nRaise max_length, or check the loss settings."
         )
     trimmed_dataset = _dataset_like(dataset, trimmed, f"trained:{max_length}:{mode}", packed_rows=False)
-    return trimmed_dataset, (rows, pieces)
+    overlong = int((_selected_lengths(table, indices) > max_length).sum())
+    return trimmed_dataset, (rows, pieces, overlong, mode)
 
 
 def _pack_with(chosen: Packer, dataset: Dataset, max_length: int, overflow: Overflow | None) -> Any:
