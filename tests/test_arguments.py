@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit import SFTRecipe
-from trl_sft_kit.errors import ConfigError, RecipeError
+from trl_sft_kit.errors import ConfigError, DataSourceError, RecipeError
 from trl_sft_kit.peft_fields import _SNAPSHOT, lora_config_fields
 
 TYPOS: list[tuple[Callable[[], Any], str]] = [
@@ -106,10 +106,12 @@ def test_lora_field_snapshot_matches_the_installed_peft() -> None:
 
 def test_validate_refuses_a_dataset_path_that_does_not_exist(tmp_path: Any) -> None:
     missing = tmp_path / "chats.jsonl"
-    with pytest.raises(RecipeError, match="does not exist") as caught:
+    with pytest.raises(DataSourceError, match="does not exist") as caught:
         SFTRecipe().dataset(missing).validate()
-    assert str(missing) in str(caught.value)
-    with pytest.raises(RecipeError, match="evaluation dataset path"):
+    assert str(missing) in str(caught.value) and caught.value.path == str(missing)
+    with pytest.raises(RecipeError, match="does not exist"):  # with other problems: one RecipeError
+        SFTRecipe().dataset(missing).quantize("4bit").validate()
+    with pytest.raises(DataSourceError, match="evaluation dataset path"):
         SFTRecipe().dataset([{"text": "a"}], eval=str(tmp_path / "eval.jsonl")).validate()
     SFTRecipe().dataset(missing).validate(sources=False)
 
@@ -122,7 +124,7 @@ def test_validate_refuses_an_uncached_hub_id_only_offline(
     monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = SFTRecipe().dataset("someone/some-data")
-    with pytest.raises(RecipeError, match="not in the local hub cache while offline"):
+    with pytest.raises(DataSourceError, match="not in the local hub cache while offline"):
         recipe.validate()
     (tmp_path / "hub" / "datasets--someone--some-data").mkdir(parents=True)
     assert recipe.validate() is recipe

@@ -314,7 +314,8 @@ def test_json_failures_are_a_json_object_on_stdout(tiny_model_dir: Path, tmp_pat
     )
     assert skipped.returncode == 0, skipped.stderr
     missing = run_cli("inspect", "missing.jsonl", "--model", str(tiny_model_dir), "--json", cwd=tmp_path)
-    assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["type"] == "RecipeError"
+    error = json.loads(missing.stdout)["error"]
+    assert missing.returncode == 1 and error["type"] == "DataSourceError" and error["file"] == "missing.jsonl"
 
 
 def test_command_line_advice_names_flags() -> None:

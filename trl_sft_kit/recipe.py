@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from trl_sft_kit.arguments import checked_arguments
-from trl_sft_kit.errors import RecipeError, SFTKitError, numbered
+from trl_sft_kit.errors import DataSourceError, RecipeError, SFTKitError, numbered
 from trl_sft_kit.sft_fields import resolve_training_fields
 from trl_sft_kit.specs import (
     DatasetSpec,
@@ -504,6 +504,8 @@ class SFTRecipe:
 
         Raises:
             RecipeError: with ``problems``, one sentence per conflict and the way out.
+            DataSourceError: the only problems are dataset paths that cannot be found (``path`` names the
+                first).
         """
         from trl_sft_kit.data.mixture import mixture_problems, source_name
         from trl_sft_kit.data.source_checks import source_problems
@@ -553,8 +555,8 @@ class SFTRecipe:
                     f"loss 'assistant_only' with {which}: text has no assistant turns; use "
                     "loss('all') or give chat 'messages' rows."
                 )
-        if sources:
-            problems.extend(source_problems(self.dataset_specs))
+        missing = source_problems(self.dataset_specs) if sources else []
+        problems.extend(problem for _, problem in missing)
         problems.extend(mixture_problems(self.dataset_specs))
         problems.extend(_scale_problems(self))
         try:
@@ -562,7 +564,10 @@ class SFTRecipe:
         except RecipeError as exc:
             problems.extend(exc.problems)
         if problems:
-            raise RecipeError(numbered("the recipe cannot work", problems), problems=tuple(problems))
+            message = numbered("the recipe cannot work", problems)
+            if len(missing) == len(problems):  # only data that cannot be found: the data source's error
+                raise DataSourceError(message, path=missing[0][0])
+            raise RecipeError(message, problems=tuple(problems))
         return self
 
     def explain(self, *, deep: bool = False) -> str:

@@ -49,7 +49,7 @@ def _one(source: object, what: str) -> str | None:
         return None
     if _looks_like_path(source):
         return (
-            f"{what} {source!r} does not exist (relative paths are read from {os.getcwd()}); check the path, "
+            f"{what} {source!r} does not exist (relative paths are read from {os.getcwd()}). Check the path, "
             "or pass a hub dataset id."
         )
     if hub_offline() and not in_local_cache(source):
@@ -61,12 +61,12 @@ def _one(source: object, what: str) -> str | None:
     return None
 
 
-def source_problems(specs: Iterable[DatasetSpec]) -> list[str]:
-    """One sentence for every training or evaluation source that cannot be found."""
+def source_problems(specs: Iterable[DatasetSpec]) -> list[tuple[str, str]]:
+    """``(source, sentence)`` for every training or evaluation source that cannot be found."""
     problems = []
     for spec in specs:
         for source, what in ((spec.source, "dataset path"), (spec.eval, "evaluation dataset path")):
             problem = _one(source, what)
             if problem is not None:
-                problems.append(problem)
+                problems.append((str(source), problem))
     return problems
