@@ -104,3 +104,11 @@ def test_packed_training_logs_losses_above_zero(tiny_model_dir: Path, tmp_path: 
             .train()
         )
         assert result.losses and all(loss > 0 for loss in result.losses)
+
+
+def test_trl_packers_show_no_map_progress_bar(capfd: pytest.CaptureFixture[str]) -> None:
+    datasets.enable_progress_bars()
+    for strategy in ("bfd", "bfd_split", "wrapped"):
+        pack(_rows(), strategy, max_length=MAX_LENGTH)
+    assert "Map" not in capfd.readouterr().err
+    assert datasets.is_progress_bar_enabled()  # left as it was
