@@ -46,14 +46,18 @@ def checked_arguments(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not open_ended:
+        if open_ended:  # extra keywords pass through, but one a letter or two from a real option is a typo
+            unknown = [
+                key
+                for key in kwargs
+                if key not in names and difflib.get_close_matches(key, names, n=1, cutoff=0.8)
+            ]
+        else:
             unknown = [key for key in kwargs if key not in names]
-            if unknown:
-                problems = [
-                    f"{method.__name__}() has no option {key!r}.{closest(key, names)}" for key in unknown
-                ]
-                takes = f" It takes {', '.join(map(repr, names))}." if names else ""
-                raise RecipeError(" ".join(problems) + takes, problems=tuple(problems))
+        if unknown:
+            problems = [f"{method.__name__}() has no option {key!r}.{closest(key, names)}" for key in unknown]
+            takes = f" It takes {', '.join(map(repr, names))}." if names else ""
+            raise RecipeError(" ".join(problems) + takes, problems=tuple(problems))
         try:
             signature.bind(*args, **kwargs)
         except TypeError as exc:

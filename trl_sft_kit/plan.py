@@ -18,13 +18,10 @@ if TYPE_CHECKING:
     from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.specs import DatasetSpec
 
-__all__ = ["CHEAP_BYTES", "LOSS_WORDS", "source_plan"]
+__all__ = ["CHEAP_BYTES", "KIT_FIELDS", "source_plan"]
 
 CHEAP_BYTES = 64 * 1024 * 1024
 """Files up to this size are read to detect their format for ``explain()``."""
-
-LOSS_WORDS = {"all": "every token", "completion_only": "the completion", "assistant_only": "assistant turns"}
-"""An ``effective_loss`` value in words."""
 
 KIT_FIELDS = ("dataset_kwargs", "dataset_text_field", "report_to")
 """SFTConfig fields the kit sets for its own preparation of the data; ``explain()`` leaves them out."""
@@ -51,8 +48,10 @@ def source_plan(spec: DatasetSpec, recipe: SFTRecipe) -> list[str]:
     except SFTKitError as exc:
         lines.append(f"    loss: cannot apply: {exc}")
         return lines
-    turns = " (the last assistant turn only)" if recipe.loss_spec.turns == "last" else ""
-    lines.append(f"    loss on: {LOSS_WORDS.get(loss, loss)}{turns} (loss {recipe.loss_spec.mode!r})")
+    from trl_sft_kit.data.loss_words import loss_words
+
+    chosen = recipe.loss_spec
+    lines.append(f"    loss on: {loss_words(loss, chosen.roles, chosen.turns)} (loss {chosen.mode!r})")
     return lines
 
 
