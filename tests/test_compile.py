@@ -119,7 +119,7 @@ def test_packing_strategies_pack_the_data(
         assert compiled.trainer.data_collator.padding_free is True
 
 
-def test_packing_split_keeps_every_token(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
+def test_packing_split_keeps_every_trained_token(tiny_model_dir: Path, fast_training: dict[str, Any]) -> None:
     compiled = (
         _recipe(tiny_model_dir, {**fast_training, "max_length": 32})
         .packing("ffd", overflow="split")
@@ -127,7 +127,10 @@ def test_packing_split_keeps_every_token(tiny_model_dir: Path, fast_training: di
     )
     assert compiled.packing is not None
     assert compiled.packing.tokens_truncated == 0
-    assert compiled.packing.tokens == compiled.tokenization.tokens
+    labels = compiled.trainer.train_dataset["labels"]
+    assert sum(sum(label != -100 for label in row) for row in labels) == compiled.tokenization.trained_tokens
+    # the pieces that carry no loss (prompt-only pieces) are dropped and counted, never trained on
+    assert compiled.packing.sequences_empty > 0 and all(any(label != -100 for label in row) for row in labels)
     truncated = _recipe(tiny_model_dir, {**fast_training, "max_length": 32}).packing("ffd").compile()
     assert truncated.packing is not None and truncated.packing.tokens_truncated > 0
 
