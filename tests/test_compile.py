@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from trl_sft_kit import BackendError, RecipeError, SFTRecipe
+from trl_sft_kit import BackendError, DatasetError, RecipeError, SFTRecipe
 from trl_sft_kit.testing import tiny_model, tiny_tokenizer
 
 CHAT = Path(__file__).resolve().parent.parent / "examples" / "data" / "chat_sample_data.jsonl"
@@ -131,7 +131,10 @@ def test_packing_split_keeps_every_trained_token(tiny_model_dir: Path, fast_trai
     assert sum(sum(label != -100 for label in row) for row in labels) == compiled.tokenization.trained_tokens
     # the pieces that carry no loss (prompt-only pieces) are dropped and counted, never trained on
     assert compiled.packing.sequences_empty > 0 and all(any(label != -100 for label in row) for row in labels)
-    truncated = _recipe(tiny_model_dir, {**fast_training, "max_length": 32}).packing("ffd").compile()
+    # truncated instead, no row keeps a token carrying loss: refused, where it used to train on nothing
+    with pytest.raises(DatasetError, match="no sequence is left to pack"):
+        _recipe(tiny_model_dir, {**fast_training, "max_length": 32}).packing("ffd").compile()
+    truncated = _recipe(tiny_model_dir, {**fast_training, "max_length": 80}).packing("ffd").compile()
     assert truncated.packing is not None and truncated.packing.tokens_truncated > 0
 
 
