@@ -246,8 +246,9 @@ def test_liger_offline_is_refused_before_anything_loads(
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # so only the offline check can refuse
-    missing_data = tmp_path / "missing.jsonl"  # reading it would raise DataSourceError instead
-    recipe = SFTRecipe().model(tmp_path / "no-such-model").dataset(missing_data).lora(r=4).liger()
+    data = tmp_path / "data.jsonl"  # validate() checks it exists; it is never read (a bad row would say so)
+    data.write_text('{"text": ""}\n', encoding="utf-8")
+    recipe = SFTRecipe().model(tmp_path / "no-such-model").dataset(data).lora(r=4).liger()
     with pytest.raises(RecipeError, match=r"loads its kernels from the Hugging Face Hub") as caught:
         recipe.compile()
     assert "HF_HUB_OFFLINE" in str(caught.value) and "drop .liger()" in str(caught.value)
