@@ -174,15 +174,24 @@ def tokenize_conversation(
     """
     if turns not in ("all", "last"):
         raise ValueError(f"'turns' must be 'all' or 'last' (got {turns!r}).")
+    chat, chosen = _conversation_chat(tokenizer, messages, tools, turns, chat_template, template_kwargs)
+    return _tokenize_chat(chat, chosen, require_end_of_turn)
+
+
+def _conversation_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | str | None,
+    turns: Turns,
+    chat_template: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[_Chat, set[int]]:
+    """The conversation ready to render, and the assistant messages to train."""
     assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
     chosen = [i for i in assistants if _is_trained(messages[i])]
     if turns == "last":
         chosen = [i for i in chosen if i == assistants[-1]]
-    return _tokenize_chat(
-        _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs),
-        set(chosen),
-        require_end_of_turn,
-    )
+    return _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), set(chosen)
 
 
 def tokenize_prompt_completion(
@@ -229,6 +238,19 @@ def tokenize_prompt_completion(
     """
     if isinstance(prompt, str) and isinstance(completion, str):
         return _tokenize_strings(tokenizer, prompt, completion)
+    chat, chosen = _prompt_completion_chat(tokenizer, prompt, completion, tools, chat_template, template_kwargs)
+    return _tokenize_chat(chat, chosen, require_end_of_turn)
+
+
+def _prompt_completion_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str | Sequence[Mapping[str, Any]],
+    completion: str | Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | str | None,
+    chat_template: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[_Chat, set[int]]:
+    """A conversational prompt/completion row ready to render, and the completion's turns to train."""
     if isinstance(prompt, str) or isinstance(completion, str):
         raise RowError(
             "'prompt' and 'completion' must both be strings or both be lists of messages.",
@@ -242,9 +264,7 @@ def tokenize_prompt_completion(
     }
     if not any(m.get("role") == "assistant" for m in completion):
         raise RowError("The completion has no assistant message to train on.", field="completion")
-    return _tokenize_chat(
-        _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), chosen, require_end_of_turn
-    )
+    return _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), chosen
 
 
 def _tokenize_strings(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> MaskedTokens:
@@ -344,6 +364,10 @@ class _Chat:
     sentinel_messages: tuple[dict[str, Any], ...] = ()
     #: The text each content or reasoning sentinel stands for.
     originals: Mapping[str, str] = attrs.field(factory=dict)
+    #: Renderings of this row already made, by messages and generation prompt: the algorithm asks for
+    #: some twice (a conversation that ends with its only assistant message renders it alone and with
+    #: the sentinels in the same form). Shared by the copies ``with_sentinels`` makes.
+    renderings: dict[tuple[str, bool], str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     def create(
@@ -396,6 +420,10 @@ class _Chat:
         raise RowError("The conversation contains the kit's sentinel strings.", field="messages")
 
     def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = False) -> str:
+        key = (json.dumps(list(messages), sort_keys=True, default=repr), add_generation_prompt)
+        known = self.renderings.get(key)
+        if known is not None:
+            return known
         text = self.tokenizer.apply_chat_template(
             list(messages),
             tools=self.tools,
@@ -406,6 +434,7 @@ class _Chat:
         )
         if not isinstance(text, str):  # pragma: no cover - a processor returning a batch
             raise BackendError(f"apply_chat_template returned {type(text).__name__}, expected str.")
+        self.renderings[key] = text
         return text
 
     def try_render(
@@ -828,15 +857,38 @@ def _find_gap(
 
 
 def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> MaskedTokens:
+    rendered, char_spans = _render_spans(chat, chosen)
+    encoding = chat.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    return _label_chat(
+        chat.tokenizer, rendered, encoding["input_ids"], encoding["offset_mapping"], char_spans, chosen,
+        require_end_of_turn,
+    )
+
+
+def _render_spans(chat: _Chat, chosen: set[int]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns (none when nothing is
+    trained): everything of a row that needs the template, and no tokenizer call."""
     try:
         rendered = chat.render(chat.messages)
     except Exception as exc:  # the template refuses the row (roles, system message, content type, ...)
         raise RowError(f"The chat template cannot render this conversation: {exc}", field="messages") from exc
-    encoding = chat.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids: list[int] = list(encoding["input_ids"])
-    offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
-    stops = [stop for _, stop in offsets]
     char_spans = _char_spans(chat.with_sentinels(rendered), rendered) if chosen else []
+    return rendered, char_spans
+
+
+def _label_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    rendered: str,
+    ids: Sequence[int],
+    offset_mapping: Sequence[Sequence[int]],
+    char_spans: Sequence[tuple[int, int, int]],
+    chosen: set[int],
+    require_end_of_turn: bool,
+) -> MaskedTokens:
+    """Labels of a rendered conversation from its tokens and offsets (one call of a batch or alone)."""
+    input_ids: list[int] = list(ids)
+    offsets: list[tuple[int, int]] = [(o[0], o[1]) for o in offset_mapping]
+    stops = [stop for _, stop in offsets]
     labels = [IGNORE_INDEX] * len(input_ids)
     spans: list[TokenSpan] = []
     for begin, end, index in char_spans:
@@ -855,7 +907,7 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
             "form it renders, e.g. a string rather than a list of parts?).",
             field="messages",
         )
-    missing = _turns_without_end(chat.tokenizer, input_ids, spans)
+    missing = _turns_without_end(tokenizer, input_ids, spans)
     if missing and require_end_of_turn:
         raise DatasetError(
             f"The chat template writes no end-of-turn token inside assistant message {missing[0]}: the last "

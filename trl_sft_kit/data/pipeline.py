@@ -49,6 +49,7 @@ __all__ = [
     "check_data",
     "data_seed",
     "max_length_of",
+    "num_proc_of",
     "prepare_training_data",
     "template_eos",
 ]
@@ -114,6 +115,13 @@ class PreparedData:
 def max_length_of(recipe: SFTRecipe) -> int | None:
     """The recipe's ``max_length`` (SFTConfig's default 1024 when unset; None means no limit)."""
     value = recipe.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
+    return None if value is None else int(value)
+
+
+def num_proc_of(recipe: SFTRecipe) -> int | None:
+    """The recipe's ``dataset_num_proc``: the kit's own preparation runs over that many processes (None:
+    ``$TRL_SFT_KIT_NUM_PROC`` or every core, see ``trl_sft_kit.data.parallel``)."""
+    value = recipe.training_fields.get("dataset_num_proc")
     return None if value is None else int(value)
 
 
@@ -361,6 +369,7 @@ def _tokenize(
         truncate=truncate,
         on_bad_rows=source.on_bad_rows,
         row_label=label,
+        num_proc=num_proc_of(recipe),
     )
 
 
