@@ -428,6 +428,7 @@ class SFTRecipe:
             RecipeError: with ``problems``, one sentence per conflict and the way out.
         """
         from trl_sft_kit.data.mixture import mixture_problems, source_name
+        from trl_sft_kit.data.sftconfig import data_field_problems
         from trl_sft_kit.packing import get_packer, packer_names
 
         problems: list[str] = []
@@ -476,6 +477,13 @@ class SFTRecipe:
                 )
         problems.extend(mixture_problems(self.dataset_specs))
         problems.extend(_scale_problems(self))
+        problems.extend(
+            data_field_problems(
+                self.training_fields,
+                packing=self.packing_spec is not None,
+                streaming=any(spec.streaming for spec in self.dataset_specs),
+            )
+        )
         try:
             resolve_training_fields(dict(self.training_fields))
         except RecipeError as exc:

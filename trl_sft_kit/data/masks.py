@@ -238,7 +238,9 @@ def tokenize_prompt_completion(
     """
     if isinstance(prompt, str) and isinstance(completion, str):
         return _tokenize_strings(tokenizer, prompt, completion)
-    chat, chosen = _prompt_completion_chat(tokenizer, prompt, completion, tools, chat_template, template_kwargs)
+    chat, chosen = _prompt_completion_chat(
+        tokenizer, prompt, completion, tools, chat_template, template_kwargs
+    )
     return _tokenize_chat(chat, chosen, require_end_of_turn)
 
 
@@ -860,7 +862,12 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
     rendered, char_spans = _render_spans(chat, chosen)
     encoding = chat.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
     return _label_chat(
-        chat.tokenizer, rendered, encoding["input_ids"], encoding["offset_mapping"], char_spans, chosen,
+        chat.tokenizer,
+        rendered,
+        encoding["input_ids"],
+        encoding["offset_mapping"],
+        char_spans,
+        chosen,
         require_end_of_turn,
     )
 

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from trl_sft_kit.errors import RecipeError
@@ -74,8 +75,9 @@ def resolve_num_proc(requested: int | None = None) -> int:
     return requested
 
 
-def shards(rows: int, size: int = SHARD_ROWS) -> list[tuple[int, int]]:
-    """Contiguous ``[start, end)`` ranges covering ``rows`` rows, each at most ``size`` rows."""
+def shards(rows: int, size: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous ``[start, end)`` ranges covering ``rows`` rows, each at most ``size`` (``SHARD_ROWS``)."""
+    size = SHARD_ROWS if size is None else size
     return [(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
@@ -107,13 +109,22 @@ def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Itera
     # Rust tokenizers warn after a fork once their thread pool has run; each worker is one thread anyway.
     previous_env = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint)
+    executor = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint
+    )
     try:
-        yield from pool.imap(_run, ranges, chunksize=1)
-        pool.close()
-        pool.join()
+        futures = [executor.submit(_run, bounds) for bounds in ranges]
+        for future in futures:
+            yield future.result()  # a worker that dies (killed, out of memory) raises BrokenProcessPool
     finally:
-        pool.terminate()  # Ctrl-C, an error, or a caller that stopped early: no worker outlives the call
+        # Ctrl-C, an error, or a caller that stopped early: no worker outlives the call.
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
         _TASK = previous_task
         if previous_env is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)

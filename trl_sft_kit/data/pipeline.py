@@ -276,6 +276,8 @@ def _prepare(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedD
             [cast("TokenizationReport", part.eval_tokenization) for part in evals]
         )
 
+    if recipe.training_fields.get("shuffle_dataset"):
+        train = _shuffle(train, seed)
     packing = eval_packing = None
     if packer is not None and recipe.packing_spec is not None:
         train, packing = _pack(train, packer, recipe)
@@ -385,6 +387,15 @@ def _mix(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
     table = pa.concat_tables(tables)
     order = rng_for(seed, 3).permutation(table.num_rows)
     return Dataset(table.take(pa.array(order)))
+
+
+def _shuffle(dataset: Dataset, seed: int) -> Dataset:
+    """``shuffle_dataset=True``: the training rows in an order drawn from the data seed (before packing)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    order = rng_for(seed, 4).permutation(len(dataset))
+    return Dataset(_table(dataset).take(pa.array(order)))
 
 
 def _concatenate(datasets: list[Dataset]) -> Dataset:

@@ -251,7 +251,9 @@ class _Job:
             if failure is not None:
                 break
         lengths = np.fromiter(map(len, ids_parts), dtype=np.int64, count=len(ids_parts))
-        flat_ids = np.fromiter(itertools.chain.from_iterable(ids_parts), dtype=np.int64, count=int(lengths.sum()))
+        flat_ids = np.fromiter(
+            itertools.chain.from_iterable(ids_parts), dtype=np.int64, count=int(lengths.sum())
+        )
         flat_labels = np.fromiter(
             itertools.chain.from_iterable(label_parts), dtype=np.int64, count=int(lengths.sum())
         )
