@@ -42,7 +42,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import attrs
 
@@ -370,6 +370,9 @@ class _Chat:
     #: some twice (a conversation that ends with its only assistant message renders it alone and with
     #: the sentinels in the same form). Shared by the copies ``with_sentinels`` makes.
     renderings: dict[tuple[str, bool], str] = attrs.field(factory=dict, eq=False, repr=False)
+    #: The template ``apply_chat_template`` would use and the variables it passes (special tokens and
+    #: ``template_kwargs``), resolved once per row; None to render through ``apply_chat_template``.
+    resolved: tuple[str, Mapping[str, Any]] | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def create(
@@ -389,6 +392,14 @@ class _Chat:
             raise RowError("The conversation has no messages.", field="messages")
         if isinstance(tools, str):
             tools = json.loads(tools)
+        resolved = None
+        if _render_jinja() is not None:
+            try:
+                template = tokenizer.get_chat_template(chat_template, tools)  # type: ignore[arg-type]
+            except Exception:  # no template: apply_chat_template raises it again, row by row
+                template = None
+            if isinstance(template, str):
+                resolved = (template, {**tokenizer.special_tokens_map, **(template_kwargs or {})})
         return cls(
             tokenizer,
             tuple(_clean(m) for m in messages),
@@ -396,6 +407,7 @@ class _Chat:
             chat_template,
             template_kwargs or {},
             _Controls(tokenizer),
+            resolved=resolved,
         )
 
     def with_sentinels(self, rendered: str, force_content: frozenset[int] = frozenset()) -> _Chat:
@@ -426,14 +438,29 @@ class _Chat:
         known = self.renderings.get(key)
         if known is not None:
             return known
-        text = self.tokenizer.apply_chat_template(
-            list(messages),
-            tools=self.tools,
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            **self.template_kwargs,
-        )
+        render_jinja = _render_jinja()
+        if self.resolved is not None and render_jinja is not None and all(type(m) is dict for m in messages):
+            # What apply_chat_template(tokenize=False) does for plain dict messages, without converting
+            # them again on every call: drop the keys whose value is None, render the resolved template.
+            template, variables = self.resolved
+            plain = [{k: v for k, v in m.items() if v is not None} for m in messages]
+            rendered, _ = render_jinja(
+                conversations=[plain],
+                tools=self.tools,
+                chat_template=template,
+                add_generation_prompt=add_generation_prompt,
+                **variables,
+            )
+            text = rendered[0]
+        else:
+            text = self.tokenizer.apply_chat_template(
+                list(messages),
+                tools=self.tools,
+                chat_template=self.chat_template,
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt,
+                **self.template_kwargs,
+            )
         if not isinstance(text, str):  # pragma: no cover - a processor returning a batch
             raise BackendError(f"apply_chat_template returned {type(text).__name__}, expected str.")
         self.renderings[key] = text
@@ -449,6 +476,16 @@ class _Chat:
             return self.render(messages, add_generation_prompt=add_generation_prompt)
         except Exception:  # templates raise anything: TemplateError, TypeError, KeyError, ...
             return None
+
+
+@lru_cache(maxsize=1)
+def _render_jinja() -> Callable[..., Any] | None:
+    """transformers' ``render_jinja_template`` (what ``apply_chat_template`` renders with), if it has one."""
+    try:
+        from transformers.utils.chat_template_utils import render_jinja_template
+    except ImportError:  # pragma: no cover - another transformers layout: apply_chat_template it is
+        return None
+    return cast("Callable[..., Any]", render_jinja_template)
 
 
 # --------------------------------------------------------------------------------------
@@ -747,7 +784,11 @@ def _pieces(chat: _Chat, sentinel_text: str) -> list[_Piece]:
         header_start, header_end = _header(chat, index, sentinel_text, cursor, found[0][0])
         header = sentinel_text[header_start:header_end]
         starts, ends = [header_end], []
-        alone = chat.try_render([*chat.messages[:index], chat.sentinel_messages[index]])
+        # The rendering that ends with this turn: only read between two sentinels of the turn and to end a
+        # turn that is not the last message.
+        alone = None
+        if len(found) > 1 or index != len(chat.messages) - 1:
+            alone = chat.try_render([*chat.messages[:index], chat.sentinel_messages[index]])
         for first, second in itertools.pairwise(found):
             cut = _interruption(sentinel_text, alone, first, second, controls)
             if cut is not None:
