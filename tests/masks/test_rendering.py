@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from test_trl_parity import CONVERSATIONS, TOOLS
+
 from trl_sft_kit.data.masks import _Chat, tokenize_conversation
 from trl_sft_kit.testing import bundled_chat_template_names
 
@@ -64,6 +64,7 @@ def test_a_rendering_asked_for_twice_is_rendered_once(
     tokenizer = tokenizer_for("qwen2_5")
     calls = []
     real = masks._render_jinja()
+    assert real is not None
 
     def counting(**kwargs: Any) -> Any:
         calls.append((kwargs["conversations"], kwargs["add_generation_prompt"]))
