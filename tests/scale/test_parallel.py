@@ -69,13 +69,22 @@ def test_parallel_rows_are_the_serial_rows(
     assert serial_report.rows_truncated > 0  # truncation counted the same way across shards
 
 
-def test_batched_rows_are_tokenize_row_row_for_row(tokenizer_of: Any) -> None:
+@pytest.mark.parametrize(
+    ("format", "loss"),
+    [
+        ("messages", "assistant_only"),
+        ("messages", "all"),
+        ("prompt_completion", "completion_only"),
+        ("prompt_completion", "all"),
+        ("text", "all"),
+    ],
+)
+def test_batched_rows_are_tokenize_row_row_for_row(tokenizer_of: Any, format: str, loss: str) -> None:
     tokenizer = tokenizer_of()
-    rows = sample_rows("messages", 20)
-    batched = tokenize_module.tokenize_rows(tokenizer, rows, "messages", "assistant_only")
+    rows = sample_rows(format, 20)
+    batched = tokenize_module.tokenize_rows(tokenizer, rows, format, loss)
     for row, masked in zip(rows, batched, strict=True):
-        single = tokenize_module.tokenize_row(tokenizer, row, "messages", "assistant_only")
-        assert masked == single
+        assert masked == tokenize_module.tokenize_row(tokenizer, row, format, loss)
 
 
 def _bad_rows() -> list[dict[str, Any]]:

@@ -17,8 +17,10 @@ import numpy as np
 from trl_sft_kit.data.masks import (
     IGNORE_INDEX,
     MaskedTokens,
+    _common_prefix_length,
     _conversation_chat,
     _label_chat,
+    _plain,
     _prompt_completion_chat,
     _render_spans,
     tokenize_conversation,
@@ -161,6 +163,7 @@ def tokenize_rows(
     """
     results: list[MaskedTokens | SFTKitError | None] = [None] * len(rows)
     pending: list[tuple[int, Any, set[int], str, list[tuple[int, int, int]]]] = []
+    plain: list[tuple[int, str | None, str]] = []  # text and string prompt/completion rows: prompt, text
     for at, row in enumerate(rows):
         try:
             if canonical == "messages":
@@ -169,6 +172,9 @@ def tokenize_rows(
                 chat, chosen = _prompt_completion_chat(
                     tokenizer, row["prompt"], row["completion"], row.get("tools")
                 )
+            elif (text := _plain_text(tokenizer, row, canonical)) is not None:
+                plain.append((at, row["prompt"] if canonical == "prompt_completion" else None, text))
+                continue
             else:
                 results[at] = tokenize_row(tokenizer, row, canonical, loss, turns=turns)
                 continue
@@ -196,7 +202,34 @@ def tokenize_rows(
                 results[at] = exc
                 continue
             results[at] = attrs.evolve(masked, labels=list(masked.input_ids)) if loss == "all" else masked
+    if plain:
+        full = tokenizer([text for _, _, text in plain])["input_ids"]
+        prompts = [prompt for _, prompt, _ in plain if prompt is not None]
+        prompt_ids = iter(tokenizer(prompts)["input_ids"] if prompts else [])
+        for (at, prompt, text), ids in zip(plain, full, strict=True):
+            start = 0 if prompt is None else _common_prefix_length(list(next(prompt_ids)), ids)
+            masked = _plain(tokenizer, list(ids), start, text)
+            results[at] = attrs.evolve(masked, labels=list(masked.input_ids)) if loss == "all" else masked
     return cast("list[MaskedTokens | SFTKitError]", results)
+
+
+def _plain_text(tokenizer: PreTrainedTokenizerBase, row: Mapping[str, Any], canonical: str) -> str | None:
+    """The text a plain-text or string prompt/completion row is tokenized as (eos appended as TRL does),
+    or None for any other row."""
+    if canonical == "text" and isinstance(row.get("text"), str):
+        body = row["text"]
+    elif (
+        canonical == "prompt_completion"
+        and isinstance(row.get("prompt"), str)
+        and isinstance(row.get("completion"), str)
+    ):
+        body = row["completion"]
+    else:
+        return None
+    eos = tokenizer.eos_token
+    if eos and not body.endswith(eos):
+        body = body + eos
+    return body if canonical == "text" else row["prompt"] + body
 
 
 @attrs.frozen
