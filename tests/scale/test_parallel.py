@@ -206,3 +206,53 @@ def test_num_proc_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(parallel.NUM_PROC_ENV, "many")
     with pytest.raises(RecipeError, match="TRL_SFT_KIT_NUM_PROC must be a positive integer"):
         parallel.resolve_num_proc()
+
+
+@pytest.fixture()
+def spooled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every tokenized dataset goes through the on-disk spool, in a temporary folder of the test's own."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(parallel, "SPOOL_MIN_ROWS", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_spooled_shards_are_the_rows_in_memory_and_leave_no_file(
+    small_shards: None, spooled: Path, tokenizer_of: Any
+) -> None:
+    rows = sample_rows("messages", 40)
+    tokenizer = tokenizer_of()
+    on_disk, report = tokenize_dataset(
+        rows, tokenizer, canonical="messages", loss="assistant_only", num_proc=2
+    )
+    assert not any(spooled.iterdir())  # the file is mapped, then removed
+    parallel.SPOOL_MIN_ROWS = 10**9  # type: ignore[misc]  # undone by monkeypatch
+    in_memory, memory_report = tokenize_dataset(
+        rows, tokenizer, canonical="messages", loss="assistant_only", num_proc=2
+    )
+    assert on_disk["input_ids"] == in_memory["input_ids"] and on_disk["labels"] == in_memory["labels"]
+    assert report == memory_report
+
+
+def test_ctrl_c_while_spooling_leaves_no_file(
+    small_shards: None, spooled: Path, tokenizer_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = []
+    real_write = parallel.ArrowSpool.write
+
+    def write(self: Any, table: Any) -> None:
+        writes.append(table.num_rows)
+        if len(writes) == 3:
+            raise KeyboardInterrupt
+        real_write(self, table)
+
+    monkeypatch.setattr(parallel.ArrowSpool, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize_dataset(
+            sample_rows("messages", 40), tokenizer_of(), canonical="messages", loss="all", num_proc=2
+        )
+    assert not any(spooled.iterdir())
+    assert not multiprocessing.active_children()

@@ -16,17 +16,30 @@ the parent alone decides, and nothing is written to disk by a worker.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from trl_sft_kit.errors import RecipeError
 
-__all__ = ["NUM_PROC_ENV", "PARALLEL_MIN_ROWS", "SHARD_ROWS", "map_shards", "resolve_num_proc", "shards"]
+__all__ = [
+    "NUM_PROC_ENV",
+    "PARALLEL_MIN_ROWS",
+    "SHARD_ROWS",
+    "SPOOL_MIN_ROWS",
+    "ArrowSpool",
+    "map_shards",
+    "resolve_num_proc",
+    "shards",
+    "spools_to_disk",
+]
 
 T = TypeVar("T")
 
@@ -39,6 +52,9 @@ PARALLEL_MIN_ROWS = 2000
 
 SHARD_ROWS = 1000
 """The most rows one shard holds: a worker's memory grows with its shard, not with the dataset."""
+
+SPOOL_MIN_ROWS = 50_000
+"""From this many rows on, tokenized shards are spooled to an Arrow file on disk and memory-mapped."""
 
 _TASK: Callable[[int, int], Any] | None = None  # the shard function the forked workers inherit
 
@@ -92,11 +108,11 @@ def workers_for(rows: int, num_proc: int) -> int:
     return min(num_proc, len(shards(rows)))
 
 
-def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Iterator[T]:
+def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Generator[T, None, None]:
     """``task(start, end)`` for every shard of ``rows`` rows, yielded in shard order.
 
-    Runs over ``workers_for(rows, num_proc)`` forked processes; with one, in this process. The caller
-    may stop iterating early (an error in a shard): the workers are then terminated.
+    Runs over ``workers_for(rows, num_proc)`` forked processes; with one, in this process. A caller that
+    stops early (an error, Ctrl-C) must ``close()`` the generator: that terminates the workers at once.
     """
     global _TASK
     ranges = shards(rows)
@@ -139,3 +155,58 @@ def _ignore_sigint() -> None:
 def _run(bounds: tuple[int, int]) -> Any:
     assert _TASK is not None  # set before the pool forked
     return _TASK(*bounds)
+
+
+class ArrowSpool:
+    """Tables written one by one to an Arrow stream file on disk, read back memory-mapped.
+
+    The shards of a large dataset go to disk as they arrive, so this process holds one shard's tokens at a
+    time, not the whole dataset's; the result is a memory-mapped table. The file lives in a private
+    temporary folder that is removed once the table is mapped (Linux keeps a mapped file readable after it
+    is unlinked) or when preparation stops (an error, Ctrl-C): nothing is left half-written.
+    """
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+        self._sink: Any = None
+        self._writer: Any = None
+
+    def write(self, table: Any) -> None:
+        """Append ``table`` (all tables share one schema)."""
+        import pyarrow as pa
+
+        if self._writer is None:
+            self._folder = tempfile.mkdtemp(prefix="trl-sft-kit-shards-")
+            self._sink = pa.OSFile(os.path.join(self._folder, "shards.arrow"), "wb")
+            self._writer = pa.ipc.new_stream(self._sink, table.schema)
+        self._writer.write_table(table)
+
+    def read(self) -> Any:
+        """The tables written, as one memory-mapped Arrow table; the file is removed."""
+        import pyarrow as pa
+
+        assert self._writer is not None and self._folder is not None
+        self._writer.close()
+        self._sink.close()
+        self._writer = None
+        try:
+            with pa.memory_map(os.path.join(self._folder, "shards.arrow")) as source:
+                return pa.ipc.open_stream(source).read_all()
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Close and remove the file, if any (safe to call twice)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+                self._sink.close()
+            self._writer = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+def spools_to_disk(rows: int) -> bool:
+    """Whether shards of ``rows`` rows go through an ``ArrowSpool`` (Linux, from ``SPOOL_MIN_ROWS`` rows)."""
+    return sys.platform.startswith("linux") and rows >= SPOOL_MIN_ROWS

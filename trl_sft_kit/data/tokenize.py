@@ -357,31 +357,43 @@ def tokenize_dataset(
     import pyarrow as pa
     from datasets import Dataset
 
-    from trl_sft_kit.data.parallel import map_shards, resolve_num_proc
+    from trl_sft_kit.data.parallel import ArrowSpool, map_shards, resolve_num_proc, spools_to_disk
 
     job = _Job(dataset, tokenizer, canonical, loss, turns, max_length, truncate, on_bad_rows, row_label)
     tables = []
+    spool = ArrowSpool() if spools_to_disk(len(dataset)) else None
+    rows_out = 0
     skipped: list[SkippedRow] = []
     counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
     tokens = trained = 0
     bar = progress(dataset, "tokenizing")
+    results = map_shards(job, len(dataset), resolve_num_proc(num_proc))
     try:
-        for shard in map_shards(job, len(dataset), resolve_num_proc(num_proc)):
+        for shard in results:
             if isinstance(shard.failure, Exception):
                 raise shard.failure
             if shard.failure is not None:
                 reason, field, path = shard.failure
                 raise RowError(reason, field=field, path=path) from None
-            tables.append(shard.table())
+            table = shard.table()
+            rows_out += table.num_rows
+            if spool is not None:
+                spool.write(table)
+            else:
+                tables.append(table)
             skipped.extend(shard.skipped)
             for key, value in shard.counts.items():
                 counts[key] += value
             tokens += int(shard.lengths.sum())
             trained += int(np.count_nonzero(shard.labels != IGNORE_INDEX))
             bar.update(shard.rows_in)
+    except BaseException:
+        if spool is not None:
+            spool.discard()
+        raise
     finally:
+        results.close()  # stops the workers now, also when the loop is left by an error or Ctrl-C
         bar.close()
-    rows_out = sum(table.num_rows for table in tables)
     report = TokenizationReport(
         loss=loss,
         rows_in=len(dataset),
@@ -396,11 +408,15 @@ def tokenize_dataset(
         skipped=tuple(skipped),
     )
     if not rows_out:
+        if spool is not None:
+            spool.discard()
         raise RowError(
             "no row is left to train on after tokenization: "
             + report.summary().replace("\n", "; ")
             + ". Raise max_length, or check the loss settings and per-turn 'train' flags.",
         )
+    if spool is not None:
+        return Dataset(spool.read()), report
     return Dataset(pa.concat_tables(tables)), report
 
 
