@@ -508,6 +508,7 @@ class SFTRecipe:
                 first).
         """
         from trl_sft_kit.data.mixture import mixture_problems, source_name
+        from trl_sft_kit.data.sftconfig import data_field_problems
         from trl_sft_kit.data.source_checks import source_problems
         from trl_sft_kit.packing import get_packer, packer_names
 
@@ -559,6 +560,13 @@ class SFTRecipe:
         problems.extend(problem for _, problem in missing)
         problems.extend(mixture_problems(self.dataset_specs))
         problems.extend(_scale_problems(self))
+        problems.extend(
+            data_field_problems(
+                self.training_fields,
+                packing=self.packing_spec is not None,
+                streaming=any(spec.streaming for spec in self.dataset_specs),
+            )
+        )
         try:
             resolve_training_fields(dict(self.training_fields))
         except RecipeError as exc:

@@ -189,6 +189,7 @@ FIELD_ALIASES: dict[str, str] = {
 OWNED_FIELDS: dict[str, str] = {
     "packing": ".packing(strategy)",
     "packing_strategy": ".packing(strategy)",
+    "eval_packing": ".packing(strategy, eval=True)",
     "neftune_noise_alpha": ".neftune(alpha)",
     "use_liger_kernel": ".liger()",
     "liger_kernel_config": ".liger()",

@@ -85,7 +85,7 @@ def test_single_sources_and_short_forms_stay_as_they_were() -> None:
         ({"dataset": {"source": "a.jsonl", "eval": 2.5}}, "dataset.eval"),
         ({"dataset": {"source": "a.jsonl", "eval": 0.1, "eval_rows": ROWS}}, "dataset"),
         ({"dataset": []}, "dataset"),
-        ({"distributed": {"kind": "fsdp", "offload": True}}, "distributed"),
+        ({"distributed": {"kind": "fsdp", "offload": True}}, "distributed.offload"),
         ({"distributed": {"kind": "mpi"}}, "distributed"),
         ({"cache": "yes"}, "cache"),
     ],

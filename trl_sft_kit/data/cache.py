@@ -233,6 +233,7 @@ def key_parts(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> dict[str
             "max_length": max_length_of(recipe),
             "packing": packing,
             "seed": data_seed(recipe),
+            "shuffle": bool(recipe.training_fields.get("shuffle_dataset", False)),
             "tokens": spec_to_dict(recipe.tokens_spec),
         },
         "tokenizer": tokenizer_fingerprint(tokenizer),

@@ -42,7 +42,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import attrs
 
@@ -179,15 +179,27 @@ def tokenize_conversation(
     """
     if turns not in ("all", "last"):
         raise ValueError(f"'turns' must be 'all' or 'last' (got {turns!r}).")
+    chat, chosen = _conversation_chat(
+        tokenizer, messages, tools, turns, chat_template, template_kwargs, roles
+    )
+    return _tokenize_chat(chat, chosen, require_end_of_turn)
+
+
+def _conversation_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | str | None,
+    turns: Turns,
+    chat_template: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+    roles: Sequence[str] = ("assistant",),
+) -> tuple[_Chat, set[int]]:
+    """The conversation ready to render, and the messages to train (assistant turns, or ``roles``)."""
     assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
     chosen = [i for i, m in enumerate(messages) if _is_trained(m) and message_roles(m) & set(roles)]
     if turns == "last":
         chosen = [i for i in chosen if i not in assistants or i == assistants[-1]]
-    return _tokenize_chat(
-        _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs),
-        set(chosen),
-        require_end_of_turn,
-    )
+    return _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), set(chosen)
 
 
 def tokenize_prompt_completion(
@@ -234,6 +246,21 @@ def tokenize_prompt_completion(
     """
     if isinstance(prompt, str) and isinstance(completion, str):
         return _tokenize_strings(tokenizer, prompt, completion)
+    chat, chosen = _prompt_completion_chat(
+        tokenizer, prompt, completion, tools, chat_template, template_kwargs
+    )
+    return _tokenize_chat(chat, chosen, require_end_of_turn)
+
+
+def _prompt_completion_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str | Sequence[Mapping[str, Any]],
+    completion: str | Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | str | None,
+    chat_template: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[_Chat, set[int]]:
+    """A conversational prompt/completion row ready to render, and the completion's turns to train."""
     if isinstance(prompt, str) or isinstance(completion, str):
         raise RowError(
             "'prompt' and 'completion' must both be strings or both be lists of messages.",
@@ -247,9 +274,7 @@ def tokenize_prompt_completion(
     }
     if not any(m.get("role") == "assistant" for m in completion):
         raise RowError("The completion has no assistant message to train on.", field="completion")
-    return _tokenize_chat(
-        _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), chosen, require_end_of_turn
-    )
+    return _Chat.create(tokenizer, messages, tools, chat_template, template_kwargs), chosen
 
 
 def _tokenize_strings(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> MaskedTokens:
@@ -349,6 +374,13 @@ class _Chat:
     sentinel_messages: tuple[dict[str, Any], ...] = ()
     #: The text each content or reasoning sentinel stands for.
     originals: Mapping[str, str] = attrs.field(factory=dict)
+    #: Renderings of this row already made, by messages and generation prompt: the algorithm asks for
+    #: some twice (a conversation that ends with its only assistant message renders it alone and with
+    #: the sentinels in the same form). Shared by the copies ``with_sentinels`` makes.
+    renderings: dict[tuple[str, bool], str] = attrs.field(factory=dict, eq=False, repr=False)
+    #: The template ``apply_chat_template`` would use and the variables it passes (special tokens and
+    #: ``template_kwargs``), resolved once per row; None to render through ``apply_chat_template``.
+    resolved: tuple[str, Mapping[str, Any]] | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def create(
@@ -368,6 +400,14 @@ class _Chat:
             raise RowError("The conversation has no messages.", field="messages")
         if isinstance(tools, str):
             tools = json.loads(tools)
+        resolved = None
+        if _render_jinja() is not None:
+            try:
+                template = tokenizer.get_chat_template(chat_template, tools)  # type: ignore[arg-type]
+            except Exception:  # no template: apply_chat_template raises it again, row by row
+                template = None
+            if isinstance(template, str):
+                resolved = (template, {**tokenizer.special_tokens_map, **(template_kwargs or {})})
         return cls(
             tokenizer,
             tuple(_clean(m) for m in messages),
@@ -375,6 +415,7 @@ class _Chat:
             chat_template,
             template_kwargs or {},
             _Controls(tokenizer),
+            resolved=resolved,
         )
 
     def with_sentinels(self, rendered: str, force_content: frozenset[int] = frozenset()) -> _Chat:
@@ -401,16 +442,36 @@ class _Chat:
         raise RowError("The conversation contains the kit's sentinel strings.", field="messages")
 
     def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = False) -> str:
-        text = self.tokenizer.apply_chat_template(
-            list(messages),
-            tools=self.tools,
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            **self.template_kwargs,
-        )
+        key = (json.dumps(list(messages), sort_keys=True, default=repr), add_generation_prompt)
+        known = self.renderings.get(key)
+        if known is not None:
+            return known
+        render_jinja = _render_jinja()
+        if self.resolved is not None and render_jinja is not None and all(type(m) is dict for m in messages):
+            # What apply_chat_template(tokenize=False) does for plain dict messages, without converting
+            # them again on every call: drop the keys whose value is None, render the resolved template.
+            template, variables = self.resolved
+            plain = [{k: v for k, v in m.items() if v is not None} for m in messages]
+            rendered, _ = render_jinja(
+                conversations=[plain],
+                tools=self.tools,
+                chat_template=template,
+                add_generation_prompt=add_generation_prompt,
+                **variables,
+            )
+            text = rendered[0]
+        else:
+            text = self.tokenizer.apply_chat_template(
+                list(messages),
+                tools=self.tools,
+                chat_template=self.chat_template,
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt,
+                **self.template_kwargs,
+            )
         if not isinstance(text, str):  # pragma: no cover - a processor returning a batch
             raise BackendError(f"apply_chat_template returned {type(text).__name__}, expected str.")
+        self.renderings[key] = text
         return text
 
     def try_render(
@@ -423,6 +484,16 @@ class _Chat:
             return self.render(messages, add_generation_prompt=add_generation_prompt)
         except Exception:  # templates raise anything: TemplateError, TypeError, KeyError, ...
             return None
+
+
+@lru_cache(maxsize=1)
+def _render_jinja() -> Callable[..., Any] | None:
+    """transformers' ``render_jinja_template`` (what ``apply_chat_template`` renders with), if it has one."""
+    try:
+        from transformers.utils.chat_template_utils import render_jinja_template
+    except ImportError:  # pragma: no cover - another transformers layout: apply_chat_template it is
+        return None
+    return cast("Callable[..., Any]", render_jinja_template)
 
 
 # --------------------------------------------------------------------------------------
@@ -721,7 +792,11 @@ def _pieces(chat: _Chat, sentinel_text: str) -> list[_Piece]:
         header_start, header_end = _header(chat, index, sentinel_text, cursor, found[0][0])
         header = sentinel_text[header_start:header_end]
         starts, ends = [header_end], []
-        alone = chat.try_render([*chat.messages[:index], chat.sentinel_messages[index]])
+        # The rendering that ends with this turn: only read between two sentinels of the turn and to end a
+        # turn that is not the last message.
+        alone = None
+        if len(found) > 1 or index != len(chat.messages) - 1:
+            alone = chat.try_render([*chat.messages[:index], chat.sentinel_messages[index]])
         for first, second in itertools.pairwise(found):
             cut = _interruption(sentinel_text, alone, first, second, controls)
             if cut is not None:
@@ -833,18 +908,54 @@ def _find_gap(
 
 
 def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> MaskedTokens:
+    rendered, char_spans = _render_spans(chat, chosen)
+    encoding = chat.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    return _label_chat(
+        chat.tokenizer,
+        rendered,
+        encoding["input_ids"],
+        encoding["offset_mapping"],
+        char_spans,
+        chosen,
+        require_end_of_turn,
+        assistant_turns(chat, chosen),
+    )
+
+
+def _render_spans(chat: _Chat, chosen: set[int]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns (none when nothing is
+    trained): everything of a row that needs the template, and no tokenizer call."""
     try:
         rendered = chat.render(chat.messages)
     except Exception as exc:  # the template refuses the row (roles, system message, content type, ...)
         raise RowError(f"The chat template cannot render this conversation: {exc}", field="messages") from exc
-    encoding = chat.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids: list[int] = list(encoding["input_ids"])
-    offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
-    stops = [stop for _, stop in offsets]
     char_spans = _char_spans(chat.with_sentinels(rendered), rendered) if chosen else []
-    turns = {i for i in chosen if chat.messages[i].get("role") == "assistant"}
+    turns = assistant_turns(chat, chosen)
     if chosen != turns:  # system, user or tool messages chosen by loss roles
         char_spans = content_spans(chat.messages, rendered, chosen, char_spans)
+    return rendered, char_spans
+
+
+def assistant_turns(chat: _Chat, chosen: set[int]) -> set[int]:
+    """The assistant messages among those trained: the turns whose end-of-turn token is checked."""
+    return {i for i in chosen if chat.messages[i].get("role") == "assistant"}
+
+
+def _label_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    rendered: str,
+    ids: Sequence[int],
+    offset_mapping: Sequence[Sequence[int]],
+    char_spans: Sequence[tuple[int, int, int]],
+    chosen: set[int],
+    require_end_of_turn: bool,
+    turns: set[int] | None = None,
+) -> MaskedTokens:
+    """Labels of a rendered conversation from its tokens and offsets (one call of a batch or alone);
+    ``turns`` are the assistant messages whose end-of-turn token is checked (``chosen`` when None)."""
+    input_ids: list[int] = list(ids)
+    offsets: list[tuple[int, int]] = [(o[0], o[1]) for o in offset_mapping]
+    stops = [stop for _, stop in offsets]
     labels = [IGNORE_INDEX] * len(input_ids)
     spans: list[TokenSpan] = []
     for begin, end, index in char_spans:
@@ -863,7 +974,8 @@ def _tokenize_chat(chat: _Chat, chosen: set[int], require_end_of_turn: bool) -> 
             "form it renders, e.g. a string rather than a list of parts?).",
             field="messages",
         )
-    missing = _turns_without_end(chat.tokenizer, input_ids, [s for s in spans if s.message_index in turns])
+    checked = chosen if turns is None else turns
+    missing = _turns_without_end(tokenizer, input_ids, [s for s in spans if s.message_index in checked])
     if missing and require_end_of_turn:
         raise DatasetError(
             f"The chat template writes no end-of-turn token inside assistant message {missing[0]}: the last "

@@ -49,6 +49,7 @@ __all__ = [
     "check_data",
     "data_seed",
     "max_length_of",
+    "num_proc_of",
     "prepare_training_data",
     "template_eos",
 ]
@@ -114,6 +115,13 @@ class PreparedData:
 def max_length_of(recipe: SFTRecipe) -> int | None:
     """The recipe's ``max_length`` (SFTConfig's default 1024 when unset; None means no limit)."""
     value = recipe.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
+    return None if value is None else int(value)
+
+
+def num_proc_of(recipe: SFTRecipe) -> int | None:
+    """The recipe's ``dataset_num_proc``: the kit's own preparation runs over that many processes (None:
+    ``$TRL_SFT_KIT_NUM_PROC`` or every core, see ``trl_sft_kit.data.parallel``)."""
+    value = recipe.training_fields.get("dataset_num_proc")
     return None if value is None else int(value)
 
 
@@ -268,6 +276,8 @@ def _prepare(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedD
             [cast("TokenizationReport", part.eval_tokenization) for part in evals]
         )
 
+    if recipe.training_fields.get("shuffle_dataset"):
+        train = _shuffle(train, seed)
     packing = eval_packing = None
     if packer is not None and recipe.packing_spec is not None:
         train, packing = _pack(train, packer, recipe)
@@ -363,6 +373,7 @@ def _tokenize(
         on_bad_rows=source.on_bad_rows,
         row_label=label,
         source=source.report.source,
+        num_proc=num_proc_of(recipe),
     )
 
 
@@ -378,6 +389,15 @@ def _mix(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
     table = pa.concat_tables(tables)
     order = rng_for(seed, 3).permutation(table.num_rows)
     return Dataset(table.take(pa.array(order)))
+
+
+def _shuffle(dataset: Dataset, seed: int) -> Dataset:
+    """``shuffle_dataset=True``: the training rows in an order drawn from the data seed (before packing)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    order = rng_for(seed, 4).permutation(len(dataset))
+    return Dataset(_table(dataset).take(pa.array(order)))
 
 
 def _concatenate(datasets: list[Dataset]) -> Dataset:

@@ -7,27 +7,43 @@ Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence, Sized
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
+import numpy as np
 
 from trl_sft_kit.data.loss_words import loss_words
 from trl_sft_kit.data.masks import (
     IGNORE_INDEX,
     MaskedTokens,
+    _common_prefix_length,
+    _conversation_chat,
+    _label_chat,
+    _plain,
+    _prompt_completion_chat,
+    _render_spans,
+    assistant_turns,
     tokenize_conversation,
     tokenize_prompt_completion,
 )
 from trl_sft_kit.data.masks import tokenize_text as _tokenize_text
 from trl_sft_kit.data.report import SkippedRow
-from trl_sft_kit.errors import DatasetError, RecipeError, RowError
+from trl_sft_kit.errors import DatasetError, RecipeError, RowError, SFTKitError
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["LOSS_FOR_KIND", "TokenizationReport", "effective_loss", "tokenize_dataset", "tokenize_row"]
+__all__ = [
+    "LOSS_FOR_KIND",
+    "TokenizationReport",
+    "effective_loss",
+    "tokenize_dataset",
+    "tokenize_row",
+    "tokenize_rows",
+]
 
 LOSS_FOR_KIND = {
     "messages": {"auto": "assistant_only", "trl": "all", "all": "all", "assistant_only": "assistant_only"},
@@ -148,8 +164,195 @@ def tokenize_row(
     return masked
 
 
+BATCH_ROWS = 256
+"""Conversations rendered before one batched call of the fast tokenizer (offsets included)."""
+
+
+def tokenize_rows(
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[Mapping[str, Any]],
+    canonical: str,
+    loss: str,
+    *,
+    turns: str = "all",
+    roles: Sequence[str] = ("assistant",),
+) -> list[MaskedTokens | SFTKitError]:
+    """``tokenize_row`` for each row, conversations tokenized in one batch: the result or the error of each.
+
+    Every conversation is rendered and its turns located first (the template's work, row by row), then
+    the renderings are tokenized together by the fast tokenizer with their offsets, then labelled. The
+    results are those of ``tokenize_row``, row for row.
+    """
+    results: list[MaskedTokens | SFTKitError | None] = [None] * len(rows)
+    pending: list[tuple[int, Any, set[int], str, list[tuple[int, int, int]]]] = []
+    plain: list[tuple[int, str | None, str]] = []  # text and string prompt/completion rows: prompt, text
+    for at, row in enumerate(rows):
+        try:
+            if canonical == "messages":
+                chat, chosen = _conversation_chat(
+                    tokenizer,
+                    row["messages"],
+                    row.get("tools"),
+                    turns,  # type: ignore[arg-type]
+                    roles=roles,
+                )
+            elif canonical == "prompt_completion" and not isinstance(row["prompt"], str):
+                chat, chosen = _prompt_completion_chat(
+                    tokenizer, row["prompt"], row["completion"], row.get("tools")
+                )
+            elif (text := _plain_text(tokenizer, row, canonical)) is not None:
+                plain.append((at, row["prompt"] if canonical == "prompt_completion" else None, text))
+                continue
+            else:
+                results[at] = tokenize_row(tokenizer, row, canonical, loss, turns=turns, roles=roles)
+                continue
+            rendered, char_spans = _render_spans(chat, chosen)
+        except SFTKitError as exc:
+            results[at] = exc
+            continue
+        pending.append((at, assistant_turns(chat, chosen), chosen, rendered, char_spans))
+    if pending:
+        encodings = tokenizer(
+            [item[3] for item in pending], add_special_tokens=False, return_offsets_mapping=True
+        )
+        for number, (at, checked, chosen, rendered, char_spans) in enumerate(pending):
+            try:
+                masked = _label_chat(
+                    tokenizer,
+                    rendered,
+                    encodings["input_ids"][number],
+                    encodings["offset_mapping"][number],
+                    char_spans,
+                    chosen,
+                    True,
+                    checked,
+                )
+            except SFTKitError as exc:
+                results[at] = exc
+                continue
+            results[at] = attrs.evolve(masked, labels=list(masked.input_ids)) if loss == "all" else masked
+    if plain:
+        full = tokenizer([text for _, _, text in plain])["input_ids"]
+        prompts = [prompt for _, prompt, _ in plain if prompt is not None]
+        prompt_ids = iter(tokenizer(prompts)["input_ids"] if prompts else [])
+        for (at, prompt, text), ids in zip(plain, full, strict=True):
+            start = 0 if prompt is None else _common_prefix_length(list(next(prompt_ids)), ids)
+            masked = _plain(tokenizer, list(ids), start, text)
+            results[at] = attrs.evolve(masked, labels=list(masked.input_ids)) if loss == "all" else masked
+    return cast("list[MaskedTokens | SFTKitError]", results)
+
+
+def _plain_text(tokenizer: PreTrainedTokenizerBase, row: Mapping[str, Any], canonical: str) -> str | None:
+    """The text a plain-text or string prompt/completion row is tokenized as (eos appended as TRL does),
+    or None for any other row."""
+    if canonical == "text" and isinstance(row.get("text"), str):
+        body = row["text"]
+    elif (
+        canonical == "prompt_completion"
+        and isinstance(row.get("prompt"), str)
+        and isinstance(row.get("completion"), str)
+    ):
+        body = row["completion"]
+    else:
+        return None
+    eos = tokenizer.eos_token
+    if eos and not body.endswith(eos):
+        body = body + eos
+    return body if canonical == "text" else row["prompt"] + body
+
+
+@attrs.frozen
+class _Job:
+    """What every shard of one ``tokenize_dataset`` call needs (inherited by forked workers)."""
+
+    rows: Sequence[Mapping[str, Any]]
+    tokenizer: Any
+    canonical: str
+    loss: str
+    turns: str
+    max_length: int | None
+    truncate: bool
+    on_bad_rows: str
+    row_label: Callable[[int], str]
+    roles: Sequence[str] = ("assistant",)
+
+    def __call__(self, start: int, end: int) -> _Shard:
+        """Tokenize rows ``[start, end)`` into flat token arrays; stop at the first bad row (``error``)."""
+        ids_parts: list[list[int]] = []
+        label_parts: list[list[int]] = []
+        skipped: list[SkippedRow] = []
+        counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
+        failure: tuple[str, str | None, str] | Exception | None = None
+        for batch_start in range(start, end, BATCH_ROWS):
+            batch_end = min(batch_start + BATCH_ROWS, end)
+            batch = [self.rows[at] for at in range(batch_start, batch_end)]
+            for at, masked in enumerate(
+                tokenize_rows(
+                    self.tokenizer, batch, self.canonical, self.loss, turns=self.turns, roles=self.roles
+                ),
+                batch_start,
+            ):
+                if isinstance(masked, RowError):
+                    if self.on_bad_rows == "skip":
+                        skipped.append(SkippedRow(self.row_label(at), masked.field, masked.reason))
+                        continue
+                    failure = (masked.reason, masked.field, self.row_label(at))
+                    break
+                if isinstance(masked, Exception):
+                    failure = masked
+                    break
+                ids, labs = masked.input_ids, masked.labels
+                if not any(label != IGNORE_INDEX for label in labs):
+                    counts["no_loss"] += 1
+                    continue
+                if self.truncate and self.max_length is not None and len(ids) > self.max_length:
+                    counts["truncated"] += 1
+                    counts["cut"] += len(ids) - self.max_length
+                    ids, labs = ids[: self.max_length], labs[: self.max_length]
+                    if not any(label != IGNORE_INDEX for label in labs):
+                        counts["all_cut"] += 1
+                        continue
+                ids_parts.append(ids)
+                label_parts.append(labs)
+            if failure is not None:
+                break
+        lengths = np.fromiter(map(len, ids_parts), dtype=np.int64, count=len(ids_parts))
+        flat_ids = np.fromiter(
+            itertools.chain.from_iterable(ids_parts), dtype=np.int64, count=int(lengths.sum())
+        )
+        flat_labels = np.fromiter(
+            itertools.chain.from_iterable(label_parts), dtype=np.int64, count=int(lengths.sum())
+        )
+        return _Shard(end - start, flat_ids, flat_labels, lengths, counts, tuple(skipped), failure)
+
+
+@attrs.frozen
+class _Shard:
+    """One shard's tokens, flat (numpy, as they travel back from a worker), its counts and its failure."""
+
+    rows_in: int
+    input_ids: Any
+    labels: Any
+    lengths: Any
+    counts: dict[str, int]
+    skipped: tuple[SkippedRow, ...]
+    failure: tuple[str, str | None, str] | Exception | None
+
+    def table(self) -> Any:
+        """The shard as an Arrow table of ``input_ids`` and ``labels`` lists."""
+        import pyarrow as pa
+
+        offsets = pa.array(np.concatenate(([0], np.cumsum(self.lengths))).astype(np.int32))
+        return pa.table(
+            {
+                "input_ids": pa.ListArray.from_arrays(offsets, pa.array(self.input_ids, pa.int64())),
+                "labels": pa.ListArray.from_arrays(offsets, pa.array(self.labels, pa.int64())),
+            }
+        )
+
+
 def tokenize_dataset(
-    dataset: Dataset,
+    dataset: Dataset | Sequence[Mapping[str, Any]],
     tokenizer: PreTrainedTokenizerBase,
     *,
     canonical: str,
@@ -161,11 +364,14 @@ def tokenize_dataset(
     on_bad_rows: str = "error",
     row_label: Callable[[int], str] = lambda index: f"row {index}",
     source: str = "the dataset",
+    num_proc: int | None = None,
 ) -> tuple[Dataset, TokenizationReport]:
     """Tokenize every row with its labels; truncate to ``max_length`` (when ``truncate``), counting cuts.
 
     A row left with no token that carries loss (every assistant turn flagged ``train: false``, or every
-    such token beyond ``max_length``) is dropped and counted, never silently.
+    such token beyond ``max_length``) is dropped and counted, never silently. The rows are worked on in
+    shards over ``num_proc`` worker processes (``trl_sft_kit.data.parallel``); the result is the serial
+    one, row for row, and a row's error names it as the serial run would.
 
     Args:
         dataset: canonical rows (``messages``, ``prompt``/``completion`` or ``text``).
@@ -179,43 +385,60 @@ def tokenize_dataset(
         on_bad_rows: ``error`` or ``skip`` rows the template cannot render.
         row_label: names row ``i`` in errors (``file.jsonl, line 12``).
         source: names the source in a dataset-level error.
+        num_proc: worker processes (``resolve_num_proc``: ``$TRL_SFT_KIT_NUM_PROC`` or the cores when
+            None; 1 works in this process).
 
     Returns:
         A Dataset with ``input_ids`` and ``labels``, and the report.
     """
+    import pyarrow as pa
     from datasets import Dataset
 
-    input_ids: list[list[int]] = []
-    labels: list[list[int]] = []
+    from trl_sft_kit.data.parallel import ArrowSpool, map_shards, resolve_num_proc, spools_to_disk
+
+    job = _Job(
+        dataset, tokenizer, canonical, loss, turns, max_length, truncate, on_bad_rows, row_label, roles
+    )
+    tables = []
+    spool = ArrowSpool() if spools_to_disk(len(dataset)) else None
+    rows_out = 0
     skipped: list[SkippedRow] = []
     counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
-    for index, row in enumerate(progress(dataset, "tokenizing")):
-        try:
-            masked = tokenize_row(tokenizer, row, canonical, loss, turns=turns, roles=roles)
-        except RowError as exc:
-            if on_bad_rows == "skip":
-                skipped.append(SkippedRow(row_label(index), exc.field, exc.reason))
-                continue
-            raise RowError(exc.reason, field=exc.field, path=row_label(index)) from None
-        ids, labs = masked.input_ids, masked.labels
-        if not any(label != IGNORE_INDEX for label in labs):
-            counts["no_loss"] += 1
-            continue
-        if truncate and max_length is not None and len(ids) > max_length:
-            counts["truncated"] += 1
-            counts["cut"] += len(ids) - max_length
-            ids, labs = ids[:max_length], labs[:max_length]
-            if not any(label != IGNORE_INDEX for label in labs):
-                counts["all_cut"] += 1
-                continue
-        input_ids.append(ids)
-        labels.append(labs)
+    tokens = trained = 0
+    bar = progress(dataset, "tokenizing")
+    results = map_shards(job, len(dataset), resolve_num_proc(num_proc))
+    try:
+        for shard in results:
+            if isinstance(shard.failure, Exception):
+                raise shard.failure
+            if shard.failure is not None:
+                reason, field, path = shard.failure
+                raise RowError(reason, field=field, path=path) from None
+            table = shard.table()
+            rows_out += table.num_rows
+            if spool is not None:
+                spool.write(table)
+            else:
+                tables.append(table)
+            skipped.extend(shard.skipped)
+            for key, value in shard.counts.items():
+                counts[key] += value
+            tokens += int(shard.lengths.sum())
+            trained += int(np.count_nonzero(shard.labels != IGNORE_INDEX))
+            bar.update(shard.rows_in)
+    except BaseException:
+        if spool is not None:
+            spool.discard()
+        raise
+    finally:
+        results.close()  # stops the workers now, also when the loop is left by an error or Ctrl-C
+        bar.close()
     report = TokenizationReport(
         loss=loss,
         rows_in=len(dataset),
-        rows_out=len(input_ids),
-        tokens=sum(map(len, input_ids)),
-        trained_tokens=sum(sum(label != IGNORE_INDEX for label in labs) for labs in labels),
+        rows_out=rows_out,
+        tokens=tokens,
+        trained_tokens=trained,
         max_length=max_length if truncate else None,
         rows_truncated=counts["truncated"],
         tokens_truncated=counts["cut"],
@@ -225,13 +448,17 @@ def tokenize_dataset(
         roles=roles,
         turns=turns,
     )
-    if not input_ids:
+    if not rows_out:
+        if spool is not None:
+            spool.discard()
         raise DatasetError(
             f"{source}: no row is left to train on after tokenization.\n{report.summary()}\n"
             "Raise max_length, or check the loss settings and per-turn 'train' flags.",
             path=source,
         )
-    return Dataset.from_dict({"input_ids": input_ids, "labels": labels}), report
+    if spool is not None:
+        return Dataset(spool.read()), report
+    return Dataset(pa.concat_tables(tables)), report
 
 
 PROGRESS_MIN_ROWS = 1000
