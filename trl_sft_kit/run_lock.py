@@ -67,9 +67,7 @@ def _stale(owner: dict[str, Any]) -> bool:
 def _refusal(folder: Path, owner: dict[str, Any]) -> RunError:
     lock = str(folder / LOCK_FILE)
     if owner:
-        who = (
-            f"process {owner.get('pid')!r} on host {owner.get('host')!r} (started {owner.get('started')!r})"
-        )
+        who = f"process {owner.get('pid')!r} on host {owner.get('host')!r} (started {owner.get('started')!r})"
     else:
         who = "a process whose lock record cannot be read"
     return RunError(
@@ -104,7 +102,7 @@ def _take(folder: Path) -> Path:
                 continue
             if not _stale(owner):
                 raise _refusal(folder, owner) from None
-            _logger.info(
+            _logger.warning(
                 "replacing the stale lock %s left by process %s on %s (started %s), which no longer runs",
                 path,
                 owner.get("pid"),
