@@ -113,8 +113,8 @@ class Compiled:
         lora = thaw(attrs.asdict(self.recipe.lora_spec)) if self.recipe.lora_spec is not None else None
         shared = resume_fields(self.config, self.model_name, lora)
         main_process = self.trainer.is_world_process_zero()
+        _wait_for_everyone(self.trainer)  # every process checked the lock before the main one takes it
         with holding_lock(output_dir, enabled=main_process):  # one run at a time in the folder
-            _wait_for_everyone(self.trainer)  # every process checks the folder before the main one changes it
             plan = runs.prepare_output_dir(
                 output_dir,
                 resume=resume,

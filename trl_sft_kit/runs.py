@@ -4,17 +4,19 @@
 
 - a missing or empty folder: training starts;
 - a folder that holds anything, with neither flag: ``OutputExistsError``, naming the folder and both ways out;
-- ``overwrite=True``: the folder's contents are removed first, but only when it is recognisably a training
-  output folder (``run.json``, ``trainer_state.json``, ``adapter_config.json``, weights, ``checkpoint-N``
-  folders, ...); any other folder, and the current, home or root folder, is refused even then;
-- ``resume=True``: training continues from the last complete ``checkpoint-N`` (one whose
-  ``trainer_state.json`` was written), with the optimizer, scheduler, RNG states and place in the data
-  that the checkpoint holds; ``ResumeError`` when there is none, or when the checkpoint was made from other
-  data or with another seed (the data order, and so what is trained, would quietly change).
+- ``overwrite=True``: the folder's contents are removed first, but only when the kit's own record marks it
+  as a run (``run.json``, or a ``checkpoint-N/trl_sft_kit.json``); weights alone never do. Any other
+  folder, and the current, home or root folder, is refused even then;
+- always refused: a folder that is, or holds, the base model's local folder, or holds a data file, or lies
+  inside a data folder (``placement_problem``); and one another live run holds (``trl_sft_kit.run_lock``);
+- ``resume=True``: training continues from the last complete ``checkpoint-N`` (its record and
+  ``trainer_state.json`` both whole; see ``trl_sft_kit.checkpoint_record``), with the optimizer, scheduler,
+  RNG states and place in the data that the checkpoint holds; ``ResumeError`` when there is none, or when
+  the checkpoint was made from other data, with another seed or other recipe fields.
 
-Each checkpoint gets a small record, ``trl_sft_kit.json``: the data fingerprint and the seeds. The data
-fingerprint (``data_fingerprint``) is a SHA-256 over the token ids and labels the trainer reads, in order,
-plus one for each source; ``run.json`` keeps it too.
+Each checkpoint gets the kit's record, ``trl_sft_kit.json``, written before the checkpoint's files. The
+data fingerprint (``data_fingerprint``) is a SHA-256 over the token ids and labels the trainer reads, in
+order, plus one for each source; ``run.json`` keeps it too.
 
 During training, the first Ctrl-C (SIGINT) asks the trainer to save a checkpoint at the end of the current
 step and stop; ``train()`` then raises ``KeyboardInterrupt`` saying where the checkpoint is. A second
@@ -180,6 +182,7 @@ def check_output_dir(
     overwrite: bool = False,
     model: str | os.PathLike[str] | None = None,
     data: Iterable[str | os.PathLike[str]] = (),
+    check_lock: bool = True,
 ) -> Path | None:
     """Check the output folder rules without changing anything; return the checkpoint ``resume`` would use.
 
@@ -192,6 +195,7 @@ def check_output_dir(
         overwrite: the folder's contents are to be removed (a folder the kit's record marks as a run).
         model: the base model's name or local folder, which the output folder may not be or hold.
         data: the local data paths, which the output folder may not hold or lie inside.
+        check_lock: refuse a folder another live run holds (False when the caller holds the lock).
 
     Raises:
         RecipeError: both ``resume`` and ``overwrite``.
@@ -219,7 +223,8 @@ def check_output_dir(
             "model's and the data's folders.",
             path=shown,
         )
-    check_unlocked(folder)
+    if check_lock:
+        check_unlocked(folder)
     empty = not folder.is_dir() or not any(entry.name != LOCK_FILE for entry in folder.iterdir())
     if resume:
         checkpoint, passed = complete_checkpoint(folder)
@@ -277,6 +282,8 @@ def prepare_output_dir(
 ) -> RunPlan:
     """Apply the output folder rules: check, clear the folder for ``overwrite``, find the checkpoint.
 
+    The caller holds the folder's lock (``trl_sft_kit.run_lock.holding_lock``) around this and the run.
+
     Args:
         output_dir: the run's folder.
         resume: continue from the last complete checkpoint.
@@ -293,7 +300,9 @@ def prepare_output_dir(
             also when the checkpoint was made from other data, with another seed or other recipe fields.
     """
     folder = Path(output_dir).expanduser()
-    checkpoint = check_output_dir(folder, resume=resume, overwrite=overwrite, model=model, data=data)
+    checkpoint = check_output_dir(
+        folder, resume=resume, overwrite=overwrite, model=model, data=data, check_lock=False
+    )
     passed: tuple[str, ...] = ()
     if checkpoint is not None:
         passed = tuple(complete_checkpoint(folder)[1])

@@ -22,8 +22,9 @@ import pytest
 
 from trl_sft_kit import SFTRecipe
 from trl_sft_kit.errors import OutputExistsError, RecipeError, ResumeError, RunError
-LOCK_FILE = ".trl_sft_kit.lock"  # trl_sft_kit.run_lock.LOCK_FILE, spelled out: the lock is a public contract
 from trl_sft_kit.runs import CHECKPOINT_RECORD, checkpoints, prepare_output_dir
+
+LOCK_FILE = ".trl_sft_kit.lock"  # trl_sft_kit.run_lock.LOCK_FILE, spelled out: the name is a contract
 
 RecipeFor = Callable[..., SFTRecipe]
 REPO = Path(__file__).resolve().parents[2]
