@@ -542,6 +542,10 @@ def _print_summary(result: Any, seconds: float) -> None:
     losses = list(result.losses)
     final = f"{losses[-1]:.4f}" if losses else "n/a"
     print(f"trained {result.global_step} steps; final loss {final}")
+    if getattr(result, "resumed_from", None) is not None:
+        print(f"resumed from {result.resumed_from}")
+    for sentence in getattr(result, "passed_over", ()):
+        print(f"passed over: {sentence}")
     if len(losses) >= 2:
         print(f"loss: {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps ({seconds:.0f} s)")
     metrics = ", ".join(

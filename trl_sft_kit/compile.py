@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.checkpoint_record import resume_fields
 from trl_sft_kit.console import CurrentStderrHandler
 from trl_sft_kit.data.report import DatasetReport
 from trl_sft_kit.errors import BackendError, MissingDependencyError, RecipeError
+from trl_sft_kit.run_lock import holding_lock
 from trl_sft_kit.specs import ModelSpec, thaw
 from trl_sft_kit.tokenizer import MODEL_ENV, apply_tokens, load_failure_message, load_tokenizer
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from trl_sft_kit.packing import PackingReport
     from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.result import TrainResult
+    from trl_sft_kit.runs import RunPlan
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -83,35 +86,59 @@ class Compiled:
         Args:
             resume: continue from the last complete ``checkpoint-N`` in ``output_dir``, with the same data
                 order; the data and seed must be those the run started with.
-            overwrite: delete the contents of ``output_dir`` (a training output folder) and start again.
+            overwrite: delete the contents of ``output_dir`` (a folder the kit's own record marks as a run)
+                and start again.
+
+        The run holds ``output_dir``'s lock (``trl_sft_kit.run_lock``) from the folder check to the last
+        file written; a second run into the same folder meanwhile is refused.
 
         Raises:
-            OutputExistsError: ``output_dir`` holds files and neither flag is set, or ``overwrite`` on a
-                folder that is not a training output folder.
-            ResumeError: ``resume`` and no checkpoint, or a checkpoint of other data or another seed.
+            OutputExistsError: ``output_dir`` holds files and neither flag is set; ``overwrite`` on a
+                folder the kit did not write; ``output_dir`` is or holds the base model's folder, or holds
+                or lies inside the data.
+            RunError: another live run holds ``output_dir``'s lock.
+            ResumeError: ``resume`` and no complete checkpoint, or a checkpoint of other data, another seed
+                or other recipe fields (``trl_sft_kit.checkpoint_record.RESUME_FIELDS``).
             BackendError: training failed inside TRL / transformers.
             KeyboardInterrupt: Ctrl-C; the message names the checkpoint saved.
         """
         from trl_sft_kit import runs
-        from trl_sft_kit.loss_log import first_and_last_losses
 
         output_dir = Path(self.config.output_dir or DEFAULT_OUTPUT_DIR)
+        model_path, data_paths = runs.guarded_paths(resolve_model(self.recipe)[0], self.recipe.dataset_specs)
+        guard: dict[str, Any] = {"model": model_path, "data": data_paths}
+        runs.check_output_dir(output_dir, resume=resume, overwrite=overwrite, **guard)
         fingerprint = runs.data_fingerprint(self.trainer.train_dataset, self.recipe.dataset_specs)
         seeds = {"seed": self.config.seed, "data_seed": self.config.data_seed}
+        lora = thaw(attrs.asdict(self.recipe.lora_spec)) if self.recipe.lora_spec is not None else None
+        shared = resume_fields(self.config, self.model_name, lora)
         main_process = self.trainer.is_world_process_zero()
-        _wait_for_everyone(self.trainer)  # every process checks the folder before the main one changes it
-        plan = runs.prepare_output_dir(
-            output_dir,
-            resume=resume,
-            overwrite=overwrite,
-            fingerprint=fingerprint,
-            seeds=seeds,
-            clear=main_process,
-        )
-        _wait_for_everyone(self.trainer)
+        _wait_for_everyone(self.trainer)  # every process checked the lock before the main one takes it
+        with holding_lock(output_dir, enabled=main_process):  # one run at a time in the folder
+            plan = runs.prepare_output_dir(
+                output_dir,
+                resume=resume,
+                overwrite=overwrite,
+                fingerprint=fingerprint,
+                seeds=seeds,
+                recipe=shared,
+                clear=main_process,
+                **guard,
+            )
+            _wait_for_everyone(self.trainer)
+            return self._train(plan, fingerprint, {"seeds": seeds, "recipe": shared})
+
+    def _train(self, plan: RunPlan, fingerprint: dict[str, Any], record: dict[str, Any]) -> TrainResult:
+        from trl_sft_kit import runs
+        from trl_sft_kit.loss_log import first_and_last_losses
+
+        output_dir = plan.output_dir
+        main_process = self.trainer.is_world_process_zero()
         if main_process:  # what is trained on, at the head of the training log
             run_logger().info("training on:\n%s", self.summary())
-        record = {"data_fingerprint": fingerprint, "seeds": seeds, "versions": _versions()}
+            if plan.checkpoint is not None:
+                run_logger().info("resuming from %s", plan.checkpoint)
+        record = {"data_fingerprint": fingerprint, **record, "versions": _versions()}
         try:
             with runs.run_callback(self.trainer, record) as watch, first_and_last_losses(self.trainer):
                 checkpoint = str(plan.checkpoint) if plan.checkpoint is not None else None
@@ -160,6 +187,8 @@ class Compiled:
             data_summary=self.summary(),
             model=self.trainer.model,
             tokenizer=tokenizer,
+            resumed_from=plan.checkpoint,
+            passed_over=plan.passed_over,
         )
         if self.trainer.is_world_process_zero():
             write_run_files(self, result, fingerprint=fingerprint)

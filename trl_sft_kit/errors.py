@@ -7,7 +7,7 @@
     │   ├── ConfigError                     a config file or dict has an unknown key or a wrong value
     │   ├── OutputExistsError               the output folder holds files: resume, overwrite, or another
     │   └── ResumeError                     resume=True finds no checkpoint, or one of different data
-    ├── RunError (ValueError)               a folder is not the output of a training run
+    ├── RunError (ValueError)               a folder is not a training run's output, or another run holds it
     ├── DatasetError (ValueError)           the training data cannot be used as it is
     │   ├── DataSourceError                 the source is missing, empty or unreadable
     │   ├── DatasetFormatError              no format, several formats, or an ambiguous format
@@ -107,7 +107,7 @@ class ResumeError(RecipeError):
 
 
 class RunError(SFTKitError, ValueError):
-    """A folder given as a training run's output (``load_result``) is not one."""
+    """A folder given as a run's output (``load_result``) is not one, or another live run holds its lock."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)

@@ -567,6 +567,7 @@ class SFTRecipe:
                 streaming=any(spec.streaming for spec in self.dataset_specs),
             )
         )
+        problems.extend(_output_problems(self))
         try:
             resolve_training_fields(dict(self.training_fields))
         except RecipeError as exc:
@@ -689,13 +690,18 @@ class SFTRecipe:
         previous run left there and start again). See ``Compiled.train``.
 
         Raises:
-            OutputExistsError: the folder holds files and neither flag is set.
-            ResumeError: ``resume=True`` and no checkpoint, or one of other data or another seed.
+            OutputExistsError: the folder holds files and neither flag is set; or it is, or holds, the base
+                model's folder, or holds or lies inside the data.
+            RunError: another live run holds the folder's lock.
+            ResumeError: ``resume=True`` and no complete checkpoint, or one of other data, another seed or
+                other recipe fields.
         """
-        from trl_sft_kit.compile import config_kwargs
-        from trl_sft_kit.runs import check_output_dir
+        from trl_sft_kit.compile import config_kwargs, resolve_model
+        from trl_sft_kit.runs import check_output_dir, guarded_paths
 
-        check_output_dir(config_kwargs(self)["output_dir"], resume=resume, overwrite=overwrite)
+        model, data = guarded_paths(resolve_model(self)[0], self.dataset_specs)
+        output_dir = config_kwargs(self)["output_dir"]
+        check_output_dir(output_dir, resume=resume, overwrite=overwrite, model=model, data=data)
         return self.compile().train(resume=resume, overwrite=overwrite)
 
     # ---------------------------------------------------------------------------------- files
@@ -877,3 +883,21 @@ def _scale_problems(recipe: SFTRecipe) -> list[str]:
                 "distributed('ddp') or drop .quantize()."
             )
     return problems
+
+
+def _output_problems(recipe: SFTRecipe) -> list[str]:
+    """An output_dir that is or holds the model's folder, or holds or lies inside the data (for validate)."""
+    from trl_sft_kit.compile import DEFAULT_OUTPUT_DIR, resolve_model
+    from trl_sft_kit.runs import guarded_paths, placement_problem
+
+    output_dir = recipe.training_fields.get("output_dir") or DEFAULT_OUTPUT_DIR
+    if not isinstance(output_dir, (str, os.PathLike)):
+        return []
+    model, data = guarded_paths(resolve_model(recipe)[0], recipe.dataset_specs)
+    problem = placement_problem(output_dir, model=model, data=data)
+    if problem is None:
+        return []
+    return [
+        f"output_dir {str(output_dir)!r} cannot hold the run: {problem}. Choose another output_dir, outside "
+        "the model's and the data's folders."
+    ]

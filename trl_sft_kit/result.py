@@ -41,6 +41,8 @@ class TrainResult:
         model: the trained model in memory (a ``PeftModel`` with LoRA), for the next step of a pipeline;
             None for a result rebuilt by ``load_result`` (the model is then loaded on first use).
         tokenizer: the tokenizer it was trained with (None after ``load_result``, loaded on first use).
+        resumed_from: the checkpoint ``train(resume=True)`` continued from, else None.
+        passed_over: one sentence for each newer checkpoint that resume passed over as incomplete.
     """
 
     metrics: dict[str, float]
@@ -54,6 +56,8 @@ class TrainResult:
     data_summary: str = attrs.field(default="", repr=False)
     model: Any = attrs.field(default=None, eq=False, repr=False)
     tokenizer: Any = attrs.field(default=None, eq=False, repr=False)
+    resumed_from: Path | None = attrs.field(default=None, repr=False)
+    passed_over: tuple[str, ...] = attrs.field(default=(), repr=False)
     _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
     """The model and tokenizer loaded from ``output_dir`` when none is held in memory."""
 

@@ -4,17 +4,19 @@
 
 - a missing or empty folder: training starts;
 - a folder that holds anything, with neither flag: ``OutputExistsError``, naming the folder and both ways out;
-- ``overwrite=True``: the folder's contents are removed first, but only when it is recognisably a training
-  output folder (``run.json``, ``trainer_state.json``, ``adapter_config.json``, weights, ``checkpoint-N``
-  folders, ...); any other folder, and the current, home or root folder, is refused even then;
-- ``resume=True``: training continues from the last complete ``checkpoint-N`` (one whose
-  ``trainer_state.json`` was written), with the optimizer, scheduler, RNG states and place in the data
-  that the checkpoint holds; ``ResumeError`` when there is none, or when the checkpoint was made from other
-  data or with another seed (the data order, and so what is trained, would quietly change).
+- ``overwrite=True``: the folder's contents are removed first, but only when the kit's own record marks it
+  as a run (``run.json``, or a ``checkpoint-N/trl_sft_kit.json``); weights alone never do. Any other
+  folder, and the current, home or root folder, is refused even then;
+- always refused: a folder that is, or holds, the base model's local folder, or holds a data file, or lies
+  inside a data folder (``placement_problem``); and one another live run holds (``trl_sft_kit.run_lock``);
+- ``resume=True``: training continues from the last complete ``checkpoint-N`` (its record and
+  ``trainer_state.json`` both whole; see ``trl_sft_kit.checkpoint_record``), with the optimizer, scheduler,
+  RNG states and place in the data that the checkpoint holds; ``ResumeError`` when there is none, or when
+  the checkpoint was made from other data, with another seed or other recipe fields.
 
-Each checkpoint gets a small record, ``trl_sft_kit.json``: the data fingerprint and the seeds. The data
-fingerprint (``data_fingerprint``) is a SHA-256 over the token ids and labels the trainer reads, in order,
-plus one for each source; ``run.json`` keeps it too.
+Each checkpoint gets the kit's record, ``trl_sft_kit.json``, written before the checkpoint's files. The
+data fingerprint (``data_fingerprint``) is a SHA-256 over the token ids and labels the trainer reads, in
+order, plus one for each source; ``run.json`` keeps it too.
 
 During training, the first Ctrl-C (SIGINT) asks the trainer to save a checkpoint at the end of the current
 step and stop; ``train()`` then raises ``KeyboardInterrupt`` saying where the checkpoint is. A second
@@ -29,20 +31,28 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.card import RUN_FILE
+from trl_sft_kit.checkpoint_record import (
+    CHECKPOINT_RECORD,
+    check_record,
+    checkpoints,
+    complete_checkpoint,
+    last_checkpoint,
+    write_record,
+)
 from trl_sft_kit.errors import OutputExistsError, RecipeError, ResumeError
-from trl_sft_kit.specs import DatasetSpec, InlineRows
+from trl_sft_kit.run_lock import LOCK_FILE, check_unlocked
+from trl_sft_kit.specs import DatasetSpec, InlineRows, ModelSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
@@ -55,30 +65,15 @@ __all__ = [
     "check_output_dir",
     "checkpoints",
     "data_fingerprint",
+    "guarded_paths",
     "interrupted_message",
     "is_run_folder",
     "last_checkpoint",
+    "placement_problem",
     "prepare_output_dir",
     "run_callback",
 ]
 
-CHECKPOINT_RECORD = "trl_sft_kit.json"
-"""The kit's record in each ``checkpoint-N`` folder: data fingerprint and seeds, checked on resume."""
-
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_RUN_FILES = frozenset(
-    {
-        "run.json",
-        "trainer_state.json",
-        "training_args.bin",
-        "adapter_config.json",
-        "adapter_model.safetensors",
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
-    }
-)
-"""Files whose presence marks a folder as a training run's output (the kit's, TRL's or transformers')."""
 _HASH_BATCH = 4096
 
 
@@ -91,45 +86,72 @@ class RunPlan:
 
     output_dir: Path
     checkpoint: Path | None = None
-
-
-def checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
-    """The folder's ``checkpoint-N`` folders, oldest (lowest N) first; complete or not."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = []
-    for entry in folder.iterdir():
-        match = _CHECKPOINT.match(entry.name)
-        if match and entry.is_dir():
-            found.append((int(match.group(1)), entry))
-    return [path for _, path in sorted(found)]
-
-
-def last_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint: the highest ``checkpoint-N`` whose ``trainer_state.json`` exists.
-
-    transformers writes ``trainer_state.json`` last, so a checkpoint without it was cut off while being
-    saved (a killed process); it is passed over, with a warning.
-    """
-    for path in reversed(checkpoints(folder)):
-        if (path / "trainer_state.json").is_file():
-            return path
-        warnings.warn(
-            f"{str(path)!r} is incomplete (no trainer_state.json: the run was stopped while saving it), so "
-            "it is passed over for the checkpoint before it.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return None
+    passed_over: tuple[str, ...] = ()
+    """One sentence for each newer checkpoint that resume passed over because it is incomplete."""
 
 
 def is_run_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds files a training run writes (``run.json``, weights, ``checkpoint-N``, ...)."""
-    return any(
-        entry.name in _RUN_FILES or (_CHECKPOINT.match(entry.name) is not None and entry.is_dir())
-        for entry in folder.iterdir()
-    )
+    """Whether the kit's own record marks ``folder`` as a run: its ``run.json``, or a checkpoint's record.
+
+    Weights, ``trainer_state.json`` or ``checkpoint-N`` folders alone never make a folder a run: a saved
+    model, or another tool's output, holds them too, and ``overwrite=True`` must not delete it.
+    """
+    if (folder / RUN_FILE).is_file():
+        return True
+    return any((checkpoint / CHECKPOINT_RECORD).is_file() for checkpoint in checkpoints(folder))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def placement_problem(
+    output_dir: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str] | None = None,
+    data: Iterable[str | os.PathLike[str]] = (),
+) -> str | None:
+    """Why ``output_dir`` may not hold a run given the model and data it trains on, or None.
+
+    Refused: the base model's local folder or a folder holding it (writing or clearing the run would
+    destroy the model), a folder holding a data file, and a folder inside (or equal to) a data folder (the
+    run's files would be read as training data next time).
+    """
+    folder = Path(output_dir).expanduser().resolve()
+    if model is not None:
+        model_path = Path(model).expanduser()
+        if model_path.is_dir():
+            model_path = model_path.resolve()
+            if _inside(model_path, folder):
+                where = "is" if model_path == folder else "holds"
+                return (
+                    f"it {where} the base model's folder {str(model_path)!r}, whose files the run would "
+                    "write over (or delete with overwrite=True)"
+                )
+    for source in data:
+        path = Path(source).expanduser()
+        if not path.exists():
+            continue
+        path = path.resolve()
+        if path.is_dir() and _inside(folder, path):
+            return (
+                f"it lies inside the data folder {str(path)!r}: the run's files would be read as training "
+                "data, and overwrite=True would delete data"
+            )
+        if _inside(path, folder):
+            return f"it holds the data file {str(path)!r}, which the run could write over or delete"
+    return None
+
+
+def guarded_paths(
+    model: ModelSpec | None, specs: Iterable[DatasetSpec]
+) -> tuple[str | None, tuple[str, ...]]:
+    """The local model folder (or None) and the local data paths an output folder must keep clear of."""
+    model_path = None
+    if model is not None and isinstance(model.source, str):
+        model_path = model.source
+    data = tuple(spec.source for spec in specs if isinstance(spec.source, str))
+    return model_path, data
 
 
 def _protected(folder: Path) -> str | None:
@@ -146,23 +168,41 @@ def _protected(folder: Path) -> str | None:
 
 
 def _listing(folder: Path, limit: int = 5) -> str:
-    names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir())
+    names = sorted(
+        entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir() if entry.name != LOCK_FILE
+    )
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
 
 def check_output_dir(
-    output_dir: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False
+    output_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    model: str | os.PathLike[str] | None = None,
+    data: Iterable[str | os.PathLike[str]] = (),
+    check_lock: bool = True,
 ) -> Path | None:
     """Check the output folder rules without changing anything; return the checkpoint ``resume`` would use.
 
     ``SFTRecipe.train()`` calls this before compiling, so that a folder that would be refused is named
     before any model loads; ``prepare_output_dir`` checks again, then acts.
 
+    Args:
+        output_dir: the run's folder.
+        resume: continue from the last complete checkpoint.
+        overwrite: the folder's contents are to be removed (a folder the kit's record marks as a run).
+        model: the base model's name or local folder, which the output folder may not be or hold.
+        data: the local data paths, which the output folder may not hold or lie inside.
+        check_lock: refuse a folder another live run holds (False when the caller holds the lock).
+
     Raises:
         RecipeError: both ``resume`` and ``overwrite``.
-        OutputExistsError: the folder holds files and neither flag is set; or ``overwrite`` on a folder that
-            is not a training output folder, or one that must never be cleared.
+        OutputExistsError: the folder holds files and neither flag is set; ``overwrite`` on a folder that
+            the kit's own record does not mark as a run, or one that must never be cleared; a folder that
+            is, or holds, the base model, or holds or lies inside the data.
+        RunError: another live run holds the folder's lock.
         ResumeError: ``resume`` and no complete checkpoint in the folder.
     """
     folder = Path(output_dir).expanduser()
@@ -176,11 +216,27 @@ def check_output_dir(
         raise OutputExistsError(
             f"output_dir {shown!r} is a file, not a folder; choose another output_dir.", path=shown
         )
-    empty = not folder.is_dir() or not any(folder.iterdir())
+    placed = placement_problem(folder, model=model, data=data)
+    if placed is not None:
+        raise OutputExistsError(
+            f"output_dir {shown!r} cannot hold the run: {placed}. Choose another output_dir, outside the "
+            "model's and the data's folders.",
+            path=shown,
+        )
+    if check_lock:
+        check_unlocked(folder)
+    empty = not folder.is_dir() or not any(entry.name != LOCK_FILE for entry in folder.iterdir())
     if resume:
-        checkpoint = last_checkpoint(folder)
+        checkpoint, passed = complete_checkpoint(folder)
+        if checkpoint is None and passed:
+            raise ResumeError(
+                f"nothing to resume in output_dir {shown!r}: no checkpoint is complete "
+                f"({'; '.join(passed)}). The run must start again: pass overwrite=True (--overwrite), or "
+                "choose another output_dir.",
+                path=shown,
+            )
         if checkpoint is None:
-            where = "does not exist" if not folder.is_dir() else "holds no complete checkpoint-N folder"
+            where = "does not exist" if not folder.is_dir() else "holds no checkpoint-N folder"
             raise ResumeError(
                 f"nothing to resume: output_dir {shown!r} {where}. Train without resume to start the run "
                 "(checkpoints are saved every save_steps steps, and when training is stopped with Ctrl-C).",
@@ -200,8 +256,8 @@ def check_output_dir(
     reason = _protected(folder)
     if reason is None and not is_run_folder(folder):
         reason = (
-            "it does not look like a training output folder (no run.json, trainer_state.json, weights or "
-            f"checkpoint-N folders; it holds {_listing(folder)})"
+            f"the kit did not write it: it holds no {RUN_FILE} and no checkpoint-N/{CHECKPOINT_RECORD} "
+            f"(weights alone do not make a folder a run; it holds {_listing(folder)})"
         )
     if reason is not None:
         raise OutputExistsError(
@@ -219,75 +275,48 @@ def prepare_output_dir(
     overwrite: bool = False,
     fingerprint: Mapping[str, Any] | None = None,
     seeds: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    model: str | os.PathLike[str] | None = None,
+    data: Iterable[str | os.PathLike[str]] = (),
     clear: bool = True,
 ) -> RunPlan:
     """Apply the output folder rules: check, clear the folder for ``overwrite``, find the checkpoint.
 
+    The caller holds the folder's lock (``trl_sft_kit.run_lock.holding_lock``) around this and the run.
+
     Args:
         output_dir: the run's folder.
         resume: continue from the last complete checkpoint.
-        overwrite: remove the folder's contents first (a training output folder only).
+        overwrite: remove the folder's contents first (a folder the kit's record marks as a run only); the
+            run's lock file stays.
         fingerprint: this run's data fingerprint; on resume, it must match the checkpoint's record.
         seeds: this run's ``seed`` and ``data_seed``; on resume, they must match the checkpoint's record.
+        recipe: this run's ``resume_fields``; on resume, they must match the checkpoint's record.
+        model, data: see ``check_output_dir``.
         clear: whether this process removes the files (False on every process but the main one).
 
     Raises:
-        RecipeError, OutputExistsError, ResumeError: see ``check_output_dir``; ``ResumeError`` also when
-            the checkpoint was made from other data, or with another seed.
+        RecipeError, OutputExistsError, RunError, ResumeError: see ``check_output_dir``; ``ResumeError``
+            also when the checkpoint was made from other data, with another seed or other recipe fields.
     """
     folder = Path(output_dir).expanduser()
-    checkpoint = check_output_dir(folder, resume=resume, overwrite=overwrite)
+    checkpoint = check_output_dir(
+        folder, resume=resume, overwrite=overwrite, model=model, data=data, check_lock=False
+    )
+    passed: tuple[str, ...] = ()
     if checkpoint is not None:
-        _check_record(folder, checkpoint, fingerprint, seeds)
+        passed = tuple(complete_checkpoint(folder)[1])
+        last_checkpoint(folder)  # says (warning and log line) which newer checkpoints it passes over
+        check_record(folder, checkpoint, fingerprint, seeds, recipe)
     elif overwrite and clear and folder.is_dir():
         for entry in folder.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-    return RunPlan(folder, checkpoint)
-
-
-def _check_record(
-    folder: Path,
-    checkpoint: Path,
-    fingerprint: Mapping[str, Any] | None,
-    seeds: Mapping[str, Any] | None,
-) -> None:
-    record = _read_record(checkpoint)
-    if record is None:
-        return  # a checkpoint written without the kit, or by an older version: nothing to compare
-    problems = []
-    saved = (record.get("data_fingerprint") or {}).get("sha256")
-    now = fingerprint.get("sha256") if fingerprint is not None else None
-    if saved and now and saved != now:  # a streamed run has none to compare
-        problems.append(
-            "the training data differs from the data the run started with (its token fingerprint was "
-            f"{str(saved)[:12]}... and is now {str(now)[:12]}...), so the steps left "
-            "would train on other rows than the run would have"
-        )
-    for key, value in (seeds or {}).items():
-        if key in (record.get("seeds") or {}) and record["seeds"][key] != value:
-            problems.append(
-                f"{key} was {record['seeds'][key]!r} and is now {value!r}, which changes the data order"
-            )
-    if problems:
-        shown = str(folder)
-        raise ResumeError(
-            f"cannot resume the run in {shown!r} from {checkpoint.name}: {'; '.join(problems)}. Resume "
-            "with the data and recipe the run started with, or pass overwrite=True (--overwrite) to start "
-            "again, or choose another output_dir.",
-            path=shown,
-            checkpoint=str(checkpoint),
-        )
-
-
-def _read_record(checkpoint: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((checkpoint / CHECKPOINT_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return RunPlan(folder, checkpoint, passed)
 
 
 def interrupted_message(output_dir: Path, step: int) -> str:
@@ -427,15 +456,22 @@ def _watching(trainer: Trainer, record: dict[str, Any]) -> Iterator[RunWatch]:
                 control.should_save = True
                 control.should_training_stop = True
                 watch.step = state.global_step
+            if control.should_save:  # first: before the trainer writes the checkpoint's files
+                self._record(args, state)
+            return control
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if control.should_save:
+                self._record(args, state)
             return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if main_process and folder.is_dir():
-                with contextlib.suppress(OSError):
-                    text = json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
-                    (folder / CHECKPOINT_RECORD).write_text(text, encoding="utf-8")
+            self._record(args, state)  # again, for a save decided after the step (save_strategy="best")
             return control
+
+        def _record(self, args: Any, state: Any) -> None:
+            if main_process:
+                write_record(Path(args.output_dir) / f"checkpoint-{state.global_step}", record)
 
     callback = _RunCallback()
     trainer.add_callback(callback)

@@ -19,6 +19,7 @@ import pytest
 
 from trl_sft_kit import SFTRecipe, TrainResult
 from trl_sft_kit.errors import OutputExistsError
+from trl_sft_kit.run_lock import LOCK_FILE
 from trl_sft_kit.runs import CHECKPOINT_RECORD, checkpoints
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
@@ -78,11 +79,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_losses(
 
     assert [path.name for path in checkpoints(out)] == [f"checkpoint-{save_every}"]
     assert not (out / "run.json").exists()
+    lock = json.loads((out / LOCK_FILE).read_text(encoding="utf-8"))  # left by the killed run: stale
+    assert lock["pid"] == process.pid
     with pytest.raises(OutputExistsError):  # what is there is never trained over without being asked
         recipe.train()
 
-    result = recipe.train(resume=True)
+    result = recipe.train(resume=True)  # takes the stale lock over
     _same_run(result, reference_run)
+    assert result.resumed_from == out / f"checkpoint-{save_every}" and not (out / LOCK_FILE).exists()
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert info["global_step"] == result.global_step and info["losses"] == list(result.losses)
 
@@ -109,6 +113,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues_to_the_same_losses(
 
     assert process.returncode == 130, errors[-3000:]
     assert "Ctrl-C: saving a checkpoint" in errors
+    assert not (out / LOCK_FILE).exists()  # released on the way out of the interrupted run
     assert "interrupted: training was stopped by Ctrl-C after step" in printed
     assert "train(resume=True)" in printed and "--resume" in printed
     (checkpoint,) = checkpoints(out)
