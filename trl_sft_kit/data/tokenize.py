@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
-import numpy as np
 
 from trl_sft_kit.data.loss_words import loss_words
 from trl_sft_kit.data.masks import (
@@ -278,6 +277,8 @@ class _Job:
 
     def __call__(self, start: int, end: int) -> _Shard:
         """Tokenize rows ``[start, end)`` into flat token arrays; stop at the first bad row (``error``)."""
+        import numpy as np
+
         ids_parts: list[list[int]] = []
         label_parts: list[list[int]] = []
         skipped: list[SkippedRow] = []
@@ -340,6 +341,7 @@ class _Shard:
 
     def table(self) -> Any:
         """The shard as an Arrow table of ``input_ids`` and ``labels`` lists."""
+        import numpy as np
         import pyarrow as pa
 
         offsets = pa.array(np.concatenate(([0], np.cumsum(self.lengths))).astype(np.int32))
@@ -391,6 +393,7 @@ def tokenize_dataset(
     Returns:
         A Dataset with ``input_ids`` and ``labels``, and the report.
     """
+    import numpy as np
     import pyarrow as pa
     from datasets import Dataset
 
