@@ -699,3 +699,15 @@ def test_explain_of_a_bare_recipe_says_what_is_missing(monkeypatch: pytest.Monke
     assert "lora: off" in text
     monkeypatch.setenv(MODEL_ENV, "my/model")
     assert "model: my/model (from $" in SFTRecipe().explain()
+
+
+@pytest.mark.parametrize("given", [{"weight": 0.25}, {"count": 10}])
+def test_a_second_dataset_with_a_weight_or_count_is_refused_and_points_to_mix(given: dict[str, Any]) -> None:
+    first = SFTRecipe().dataset("a.jsonl")
+    with pytest.raises(RecipeError) as caught:
+        first.dataset("b.jsonl", **given)
+    message = str(caught.value)
+    assert "'b.jsonl'" in message and ".mix(" in message and next(iter(given)) in message
+    mixed = SFTRecipe().dataset("a.jsonl", weight=0.7).mix("b.jsonl", weight=0.3)
+    assert mixed.dataset_specs[0].weight == 0.7
+    assert first.dataset("b.jsonl").dataset_spec is not None  # a plain second call still replaces

@@ -147,7 +147,8 @@ class SFTRecipe:
     ) -> Self:
         """Return a new recipe that trains on this data; a second call replaces the first (and any mixture).
 
-        To train on several sources at once, add the others with ``.mix(...)``.
+        To train on several sources at once, add the others with ``.mix(...)``. A second call that gives
+        ``weight`` or ``count`` raises ``RecipeError``: it would drop the first source, so use ``.mix()``.
 
         Args:
             source: a ``.jsonl``/``.json``/``.csv``/``.parquet``/``.txt`` file, a folder of them, a hub
@@ -194,6 +195,15 @@ class SFTRecipe:
             config=config,
             revision=revision,
         )
+        if self.dataset_spec is not None and (weight is not None or count is not None):
+            from trl_sft_kit.data.mixture import source_name
+
+            given = "weight" if weight is not None else "count"
+            raise RecipeError(
+                f"dataset({source_name(spec)!r}, {given}=...) replaces the data already set, so a {given} "
+                f"means nothing here and the earlier source would be dropped; add this source with "
+                f".mix(source, {given}=...) instead, or call .dataset() once without {given}."
+            )
         return attrs.evolve(self, dataset_spec=spec, more_datasets=())
 
     @checked_arguments
@@ -511,6 +521,7 @@ class SFTRecipe:
         from trl_sft_kit.data.sftconfig import data_field_problems
         from trl_sft_kit.data.source_checks import source_problems
         from trl_sft_kit.packing import get_packer, packer_names
+        from trl_sft_kit.training_ranges import training_range_problems
 
         problems: list[str] = []
         if self.dataset_spec is None:
@@ -569,9 +580,11 @@ class SFTRecipe:
         )
         problems.extend(_output_problems(self))
         try:
-            resolve_training_fields(dict(self.training_fields))
+            resolved = resolve_training_fields(dict(self.training_fields))
         except RecipeError as exc:
             problems.extend(exc.problems)
+        else:
+            problems.extend(training_range_problems(resolved))
         if problems:
             message = numbered("the recipe cannot work", problems)
             if len(missing) == len(problems):  # only data that cannot be found: the data source's error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -118,6 +119,8 @@ def _number(
     def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{attribute.name!r} must be a number (got {value!r}).")
+        if not math.isfinite(value):
+            raise RecipeError(f"{attribute.name!r} must be a finite number (got {value!r}).")
         bounds = [("gt", gt, value > (gt or 0)), ("ge", ge, value >= (ge or 0))]
         bounds += [("le", le, value <= (le or 0)), ("lt", lt, value < (lt or 0))]
         signs = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
