@@ -199,6 +199,7 @@ _DATASET_DEFAULTS = {
     "eval": None,
     "streaming": False,
     "media": "auto",
+    "special_tokens_in_text": "warn",
     "config": None,
     "revision": None,
 }

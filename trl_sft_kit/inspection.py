@@ -745,6 +745,8 @@ def inspect_recipe(
             f"{data.tokenization.rows_without_trained_tokens:,} rows have no token that carries loss; "
             "training drops them."
         )
+    if data.tokenization.rows_with_special_tokens:
+        notes.append(data.tokenization.special_tokens_line())
     if recipe.packing_spec is not None and recipe.packing_spec.overflow == "split" and truncation is not None:
         notes.append(
             "packing with overflow='split' splits rows longer than max_length instead of cutting them."

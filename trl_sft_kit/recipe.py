@@ -142,6 +142,7 @@ class SFTRecipe:
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
         media: str = "auto",
+        special_tokens_in_text: str = "warn",
         config: str | None = None,
         revision: str | None = None,
     ) -> Self:
@@ -192,6 +193,7 @@ class SFTRecipe:
             eval=eval,
             streaming=streaming,
             media=media,
+            special_tokens_in_text=special_tokens_in_text,
             config=config,
             revision=revision,
         )
@@ -221,6 +223,7 @@ class SFTRecipe:
         eval: float | int | str | os.PathLike[str] | Iterable[Mapping[str, Any]] | Any = None,
         streaming: bool = False,
         media: str = "auto",
+        special_tokens_in_text: str = "warn",
         config: str | None = None,
         revision: str | None = None,
     ) -> Self:
@@ -243,7 +246,8 @@ class SFTRecipe:
         starts the mixture.
 
         The other options (``format``, ``split``, ``text_field``, ``columns``, ``on_bad_rows``, ``eval``,
-        ``streaming``, ``media``, ``config``, ``revision``) are those of ``dataset``, for this source.
+        ``streaming``, ``media``, ``special_tokens_in_text``, ``config``, ``revision``) are those of
+        ``dataset``, for this source.
 
         Args:
             source: as for ``dataset``.
@@ -266,6 +270,7 @@ class SFTRecipe:
             eval=eval,
             streaming=streaming,
             media=media,
+            special_tokens_in_text=special_tokens_in_text,
             config=config,
             revision=revision,
         )

@@ -353,6 +353,12 @@ class DatasetSpec:
     eval: Any = attrs.field(default=None, converter=_eval_source, validator=_check_eval)
     streaming: bool = attrs.field(default=False, validator=of_type(bool))
     media: str = attrs.field(default="auto", validator=_one_of("auto", "drop", "text"))
+    special_tokens_in_text: str = attrs.field(
+        default="warn", validator=_one_of("warn", "keep", "error", "escape")
+    )
+    """A tokenizer's special token in a row's own text (``trl_sft_kit.data.text_checks``): ``"warn"`` keeps
+    it and logs a warning with the count and first rows, ``"keep"`` keeps it quietly, ``"error"`` refuses
+    the row (``RowError``), ``"escape"`` encodes it as plain text."""
     config: str | None = attrs.field(default=None, validator=_optional_str)
     """A hub dataset's configuration (subset) name: ``load_dataset(name, config)``."""
     revision: str | None = attrs.field(default=None, validator=_optional_str)
@@ -419,6 +425,7 @@ _DATASET_REPR_FIELDS = (
     "count",
     "eval",
     "streaming",
+    "special_tokens_in_text",
     "config",
     "revision",
 )

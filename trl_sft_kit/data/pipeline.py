@@ -183,6 +183,7 @@ class _Converted:
     report: DatasetReport
     loss: str
     on_bad_rows: str = "error"
+    special_tokens_in_text: str = "warn"
 
     def label(self, index: int) -> str:
         """``file.jsonl, line 12`` for the ``index``-th converted row."""
@@ -198,7 +199,7 @@ def _convert(spec: DatasetSpec, recipe: SFTRecipe, tokenizer: PreTrainedTokenize
     rows = prepared.rows
     conversational = report.canonical != "prompt_completion" or isinstance(rows[0].get("prompt"), list)
     loss = effective_loss(recipe.loss_spec.mode, report.canonical, conversational=conversational)
-    return _Converted(raw, prepared, report, loss, spec.on_bad_rows)
+    return _Converted(raw, prepared, report, loss, spec.on_bad_rows, spec.special_tokens_in_text)
 
 
 @attrs.frozen
@@ -374,6 +375,7 @@ def _tokenize(
         row_label=label,
         source=source.report.source,
         num_proc=num_proc_of(recipe),
+        special_tokens_in_text=source.special_tokens_in_text,
     )
 
 

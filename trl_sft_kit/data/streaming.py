@@ -282,6 +282,7 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
                 truncate=not pack_eval,
                 on_bad_rows=spec.on_bad_rows,
                 row_label=functools.partial(_label, raw, prepared.kept),
+                special_tokens_in_text=spec.special_tokens_in_text,
             )
             eval_parts.append(held)
             eval_counts.append((len(held[0]), None))

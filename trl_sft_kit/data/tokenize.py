@@ -8,6 +8,7 @@ Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,6 +30,7 @@ from trl_sft_kit.data.masks import (
 )
 from trl_sft_kit.data.masks import tokenize_text as _tokenize_text
 from trl_sft_kit.data.report import SkippedRow
+from trl_sft_kit.data.text_checks import CHARS_PER_TOKEN, Checked, TextChecks
 from trl_sft_kit.errors import DatasetError, RecipeError, RowError, SFTKitError
 
 if TYPE_CHECKING:
@@ -88,6 +90,15 @@ def effective_loss(mode: str, canonical: str, *, conversational: bool = True) ->
     return resolved
 
 
+_LOG = logging.getLogger(__name__)
+
+_COUNTS = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0, "special": 0, "char_rows": 0, "chars": 0}
+"""What a shard counts: rows and tokens truncated, rows dropped, rows with special tokens, characters cut."""
+
+SPECIAL_ROWS_NAMED = 10
+"""Rows whose text holds a special token named in the report and the warning (the first ones)."""
+
+
 def _names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
@@ -109,6 +120,17 @@ class TokenizationReport:
     skipped: tuple[SkippedRow, ...] = ()
     roles: tuple[str, ...] = attrs.field(default=("assistant",), converter=_names)
     turns: str = "all"
+    rows_with_special_tokens: int = 0
+    """Rows whose own text holds a special token of the tokenizer (``text_checks``)."""
+    special_token_rows: tuple[str, ...] = ()
+    """The first such rows (``file.jsonl, line 12``)."""
+    special_tokens_in_text: str = "warn"
+    """What was done with them: ``warn``/``keep`` (kept), ``escape`` (encoded as plain text)."""
+    rows_cut_by_chars: int = 0
+    """Rows with a field cut to ``max_length * CHARS_PER_TOKEN`` characters before tokenizing (also in
+    ``rows_truncated``)."""
+    chars_cut: int = 0
+    """Characters cut so."""
 
     def summary(self) -> str:
         """A few lines for logs and reports."""
@@ -125,10 +147,37 @@ class TokenizationReport:
                 "because "
                 "every token carrying loss was cut"
             )
+        if self.rows_cut_by_chars:
+            lines.append(
+                f"  {self.rows_cut_by_chars} rows had a field cut before tokenizing "
+                f"({self.chars_cut} characters beyond max_length * {CHARS_PER_TOKEN})"
+            )
         if self.rows_without_trained_tokens:
             lines.append(f"  {self.rows_without_trained_tokens} rows dropped: no token carries loss")
+        if self.rows_with_special_tokens:
+            lines.append(f"  {self.special_tokens_line()}")
         lines += [f"  skipped {row}" for row in self.skipped[:10]]
         return "\n".join(lines)
+
+    def special_tokens_line(self) -> str:
+        """One line on the rows whose text holds a special token, or '' when none does."""
+        if not self.rows_with_special_tokens:
+            return ""
+        done = {
+            "escape": "escaped: encoded as plain text",
+            "keep": "kept: encoded as control tokens",
+            "warn": "kept: encoded as control tokens, which can forge turns",
+        }[self.special_tokens_in_text]
+        first = ", ".join(self.special_token_rows)
+        return (
+            f"{self.rows_with_special_tokens} rows hold a special token in their text ({done}); "
+            f"first: {first}"
+            + (
+                ""
+                if self.special_tokens_in_text != "warn"
+                else "; pass special_tokens_in_text='error', 'escape' or 'keep' to choose"
+            )
+        )
 
 
 def tokenize_row(
@@ -274,6 +323,7 @@ class _Job:
     on_bad_rows: str
     row_label: Callable[[int], str]
     roles: Sequence[str] = ("assistant",)
+    checks: TextChecks | None = None
 
     def __call__(self, start: int, end: int) -> _Shard:
         """Tokenize rows ``[start, end)`` into flat token arrays; stop at the first bad row (``error``)."""
@@ -282,17 +332,29 @@ class _Job:
         ids_parts: list[list[int]] = []
         label_parts: list[list[int]] = []
         skipped: list[SkippedRow] = []
-        counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
+        counts = dict(_COUNTS)
+        special_rows: list[str] = []
         failure: tuple[str, str | None, str] | Exception | None = None
         for batch_start in range(start, end, BATCH_ROWS):
             batch_end = min(batch_start + BATCH_ROWS, end)
-            batch = [self.rows[at] for at in range(batch_start, batch_end)]
-            for at, masked in enumerate(
+            batch, checked = self._checked(batch_start, batch_end)
+            tokenized = iter(
                 tokenize_rows(
-                    self.tokenizer, batch, self.canonical, self.loss, turns=self.turns, roles=self.roles
-                ),
-                batch_start,
-            ):
+                    self.tokenizer,
+                    [row for row in batch if not isinstance(row, RowError)],
+                    self.canonical,
+                    self.loss,
+                    turns=self.turns,
+                    roles=self.roles,
+                )
+            )
+            for at, row in enumerate(batch, batch_start):
+                masked = row if isinstance(row, RowError) else next(tokenized)
+                check = checked.get(at)
+                if check is not None and check.specials and not isinstance(masked, Exception):
+                    counts["special"] += 1
+                    if len(special_rows) < SPECIAL_ROWS_NAMED:
+                        special_rows.append(self.row_label(at))
                 if isinstance(masked, RowError):
                     if self.on_bad_rows == "skip":
                         skipped.append(SkippedRow(self.row_label(at), masked.field, masked.reason))
@@ -303,12 +365,17 @@ class _Job:
                     failure = masked
                     break
                 ids, labs = masked.input_ids, masked.labels
+                chars_cut = check.chars_cut if check is not None else 0
+                if chars_cut:
+                    counts["char_rows"] += 1
+                    counts["chars"] += chars_cut
                 if not any(label != IGNORE_INDEX for label in labs):
                     counts["no_loss"] += 1
                     continue
-                if self.truncate and self.max_length is not None and len(ids) > self.max_length:
+                too_long = self.max_length is not None and len(ids) > self.max_length
+                if self.truncate and self.max_length is not None and (too_long or chars_cut):
                     counts["truncated"] += 1
-                    counts["cut"] += len(ids) - self.max_length
+                    counts["cut"] += max(len(ids) - self.max_length, 0)
                     ids, labs = ids[: self.max_length], labs[: self.max_length]
                     if not any(label != IGNORE_INDEX for label in labs):
                         counts["all_cut"] += 1
@@ -324,7 +391,34 @@ class _Job:
         flat_labels = np.fromiter(
             itertools.chain.from_iterable(label_parts), dtype=np.int64, count=int(lengths.sum())
         )
-        return _Shard(end - start, flat_ids, flat_labels, lengths, counts, tuple(skipped), failure)
+        return _Shard(
+            end - start,
+            flat_ids,
+            flat_labels,
+            lengths,
+            counts,
+            tuple(skipped),
+            failure,
+            tuple(special_rows),
+        )
+
+    def _checked(self, start: int, end: int) -> tuple[list[Mapping[str, Any] | RowError], dict[int, Checked]]:
+        """Rows ``[start, end)`` after the text checks (``text_checks``): each row, or its RowError."""
+        rows: list[Mapping[str, Any] | RowError] = []
+        checked: dict[int, Checked] = {}
+        for at in range(start, end):
+            row = self.rows[at]
+            if self.checks is None:
+                rows.append(row)
+                continue
+            try:
+                result = self.checks(row)
+            except RowError as exc:
+                rows.append(exc)
+                continue
+            checked[at] = result
+            rows.append(result.row)
+        return rows, checked
 
 
 @attrs.frozen
@@ -338,6 +432,7 @@ class _Shard:
     counts: dict[str, int]
     skipped: tuple[SkippedRow, ...]
     failure: tuple[str, str | None, str] | Exception | None
+    special_rows: tuple[str, ...] = ()
 
     def table(self) -> Any:
         """The shard as an Arrow table of ``input_ids`` and ``labels`` lists."""
@@ -367,6 +462,7 @@ def tokenize_dataset(
     row_label: Callable[[int], str] = lambda index: f"row {index}",
     source: str = "the dataset",
     num_proc: int | None = None,
+    special_tokens_in_text: str = "warn",
 ) -> tuple[Dataset, TokenizationReport]:
     """Tokenize every row with its labels; truncate to ``max_length`` (when ``truncate``), counting cuts.
 
@@ -389,6 +485,10 @@ def tokenize_dataset(
         source: names the source in a dataset-level error.
         num_proc: worker processes (``resolve_num_proc``: ``$TRL_SFT_KIT_NUM_PROC`` or the cores when
             None; 1 works in this process).
+        special_tokens_in_text: what to do with a special token in a row's own text
+            (``trl_sft_kit.data.text_checks``): ``warn`` (keep, log a warning), ``keep``, ``error`` or
+            ``escape``. Lone surrogates are a ``RowError``, and with ``truncate`` each field is first cut
+            to ``max_length * CHARS_PER_TOKEN`` characters, counted as truncation.
 
     Returns:
         A Dataset with ``input_ids`` and ``labels``, and the report.
@@ -400,13 +500,24 @@ def tokenize_dataset(
     from trl_sft_kit.data.parallel import ArrowSpool, map_shards, resolve_num_proc, spools_to_disk
 
     job = _Job(
-        dataset, tokenizer, canonical, loss, turns, max_length, truncate, on_bad_rows, row_label, roles
+        dataset,
+        tokenizer,
+        canonical,
+        loss,
+        turns,
+        max_length,
+        truncate,
+        on_bad_rows,
+        row_label,
+        roles,
+        TextChecks.of(tokenizer, special_tokens_in_text, max_length, truncate),
     )
     tables = []
     spool = ArrowSpool() if spools_to_disk(len(dataset)) else None
     rows_out = 0
     skipped: list[SkippedRow] = []
-    counts = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0}
+    special_rows: list[str] = []
+    counts = dict(_COUNTS)
     tokens = trained = 0
     bar = progress(dataset, "tokenizing")
     results = map_shards(job, len(dataset), resolve_num_proc(num_proc))
@@ -424,6 +535,7 @@ def tokenize_dataset(
             else:
                 tables.append(table)
             skipped.extend(shard.skipped)
+            special_rows.extend(shard.special_rows)
             for key, value in shard.counts.items():
                 counts[key] += value
             tokens += int(shard.lengths.sum())
@@ -450,7 +562,14 @@ def tokenize_dataset(
         skipped=tuple(skipped),
         roles=roles,
         turns=turns,
+        rows_with_special_tokens=counts["special"],
+        special_token_rows=tuple(special_rows[:SPECIAL_ROWS_NAMED]),
+        special_tokens_in_text=special_tokens_in_text,
+        rows_cut_by_chars=counts["char_rows"],
+        chars_cut=counts["chars"],
     )
+    if special_tokens_in_text == "warn" and report.rows_with_special_tokens:
+        _LOG.warning("%s: %s", source, report.special_tokens_line())
     if not rows_out:
         if spool is not None:
             spool.discard()
