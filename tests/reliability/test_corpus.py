@@ -13,6 +13,7 @@ import yaml
 
 from trl_sft_kit import SFTRecipe, errors
 from trl_sft_kit.compile import Compiled
+from trl_sft_kit.data.text_checks import CHARS_PER_TOKEN
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXPECTATIONS: list[dict[str, Any]] = yaml.safe_load(
@@ -82,7 +83,11 @@ def test_each_bad_input_gives_its_error_with_file_place_field_and_fix(
         assert compiled.report.rows_kept == case["rows"]
         if "truncated" in case:  # cut to max_length, and counted, not a crash or a silent loss
             tokens = compiled.tokenization
-            assert tokens.rows_truncated == case["truncated"] and tokens.tokens_truncated > HUGE_WORDS
+            assert tokens.rows_truncated == case["truncated"] and tokens.tokens_truncated > MAX_LENGTH
+            # Both huge fields are first cut by characters, and every character cut is counted.
+            field = len(" ".join(f"word{n}" for n in range(HUGE_WORDS)))
+            assert tokens.rows_cut_by_chars == 1
+            assert tokens.chars_cut == 2 * (field - MAX_LENGTH * CHARS_PER_TOKEN)
             dataset: Any = compiled.trainer.train_dataset
             assert max(len(ids) for ids in dataset["input_ids"]) <= MAX_LENGTH
         return

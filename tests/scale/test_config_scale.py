@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trl_sft_kit import ConfigError, SFTRecipe
+from trl_sft_kit import ConfigError, RecipeError, SFTRecipe
 from trl_sft_kit.specs import InlineRows
 
 ROWS = [{"text": "held out"}, {"text": "also held out"}]
@@ -130,6 +130,12 @@ def test_random_scale_recipes_round_trip(steps: list[tuple[str, Any, dict[str, A
     def build(parts: list[tuple[str, Any, dict[str, Any]]]) -> SFTRecipe:
         recipe = SFTRecipe()
         for method, argument, options in parts:
+            replaces = method == "dataset" and recipe.dataset_spec is not None
+            if replaces and ("weight" in options or "count" in options):
+                # A weight on a call that replaces the data would drop the earlier source.
+                with pytest.raises(RecipeError, match=r"\.mix\("):
+                    getattr(recipe, method)(argument, **options)
+                continue
             recipe = getattr(recipe, method)(argument, **options)
         return recipe
 

@@ -122,7 +122,7 @@ class TokenizationReport:
     turns: str = "all"
     rows_with_special_tokens: int = 0
     """Rows whose own text holds a special token of the tokenizer (``text_checks``)."""
-    special_token_rows: tuple[str, ...] = ()
+    special_token_rows: tuple[str, ...] = attrs.field(default=(), converter=_names)
     """The first such rows (``file.jsonl, line 12``)."""
     special_tokens_in_text: str = "warn"
     """What was done with them: ``warn``/``keep`` (kept), ``escape`` (encoded as plain text)."""
