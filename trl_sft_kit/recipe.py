@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from trl_sft_kit.arguments import checked_arguments
-from trl_sft_kit.errors import DataSourceError, RecipeError, SFTKitError, numbered
+from trl_sft_kit.errors import RecipeError
 from trl_sft_kit.sft_fields import resolve_training_fields
 from trl_sft_kit.specs import (
     DatasetSpec,
     DistributedSpec,
     FrozenMapping,
-    InlineRows,
     LoraSpec,
     LossSpec,
     ModelSpec,
@@ -522,79 +521,9 @@ class SFTRecipe:
             DataSourceError: the only problems are dataset paths that cannot be found (``path`` names the
                 first).
         """
-        from trl_sft_kit.data.mixture import mixture_problems, source_name
-        from trl_sft_kit.data.sftconfig import data_field_problems
-        from trl_sft_kit.data.source_checks import source_problems
-        from trl_sft_kit.packing import get_packer, packer_names
-        from trl_sft_kit.training_ranges import training_range_problems
+        from trl_sft_kit.recipe_checks import check_recipe
 
-        problems: list[str] = []
-        if self.dataset_spec is None:
-            problems.append("no training data: add .dataset(path_or_rows).")
-        if self.quantization_spec is not None and self.lora_spec is None:
-            problems.append(
-                f"quantize({self.quantization_spec.mode!r}) without lora(): quantized weights cannot be "
-                "trained directly; add .lora() (QLoRA) or drop .quantize()."
-            )
-        packer = None
-        if self.packing_spec is not None:
-            if self.packing_spec.strategy not in packer_names():
-                problems.append(
-                    f"unknown packing strategy {self.packing_spec.strategy!r}; choose one of "
-                    f"{', '.join(map(repr, packer_names()))}."
-                )
-            else:
-                packer = get_packer(self.packing_spec.strategy)
-        mode = self.loss_spec.mode
-        if packer is not None and packer.crosses_boundaries and mode == "assistant_only":
-            problems.append(
-                f"loss 'assistant_only' with packing {packer.name!r}: that packer cuts sequences across "
-                "conversation boundaries, so turns lose their roles; use packing('ffd') or packing('bfd')."
-            )
-        if packer is not None and self.training_fields.get("max_length", 1024) is None:
-            problems.append("packing needs a row length: set .training(max_length=N) (None turns it off).")
-        if self.neftune_spec is not None and not self.neftune_spec.alpha > 0:
-            problems.append(f"NEFTune alpha must be > 0 (got {self.neftune_spec.alpha}).")
-        plain_text = [spec for spec in self.dataset_specs if _plain_text(spec)]
-        if plain_text:
-            which = (
-                "a plain-text dataset"
-                if len(self.dataset_specs) == 1
-                else (f"plain-text data ({', '.join(map(repr, map(source_name, plain_text)))})")
-            )
-            if mode == "completion_only":
-                problems.append(
-                    f"loss 'completion_only' with {which}: text has no completion to single out; "
-                    "use loss('all') or give prompt/completion rows."
-                )
-            if mode == "assistant_only":
-                problems.append(
-                    f"loss 'assistant_only' with {which}: text has no assistant turns; use "
-                    "loss('all') or give chat 'messages' rows."
-                )
-        missing = source_problems(self.dataset_specs) if sources else []
-        problems.extend(problem for _, problem in missing)
-        problems.extend(mixture_problems(self.dataset_specs))
-        problems.extend(_scale_problems(self))
-        problems.extend(
-            data_field_problems(
-                self.training_fields,
-                packing=self.packing_spec is not None,
-                streaming=any(spec.streaming for spec in self.dataset_specs),
-            )
-        )
-        problems.extend(_output_problems(self))
-        try:
-            resolved = resolve_training_fields(dict(self.training_fields))
-        except RecipeError as exc:
-            problems.extend(exc.problems)
-        else:
-            problems.extend(training_range_problems(resolved))
-        if problems:
-            message = numbered("the recipe cannot work", problems)
-            if len(missing) == len(problems):  # only data that cannot be found: the data source's error
-                raise DataSourceError(message, path=missing[0][0])
-            raise RecipeError(message, problems=tuple(problems))
+        check_recipe(self, sources=sources)
         return self
 
     def explain(self, *, deep: bool = False) -> str:
@@ -604,69 +533,9 @@ class SFTRecipe:
         Loads nothing heavy: formats are detected on small files and in-memory rows only, without a
         tokenizer. ``deep=True`` adds ``inspect()``'s full count (loads the tokenizer, prepares the data).
         """
-        from trl_sft_kit.compile import config_kwargs, fallback_model_note, resolve_model
-        from trl_sft_kit.plan import KIT_FIELDS, source_plan
+        from trl_sft_kit.plan import explain_recipe
 
-        model, origin = resolve_model(self)
-        init = "".join(f", {key}={value!r}" for key, value in model.init_kwargs.items())
-        lines = [f"model: {model.name} (from {origin}{init and f'; from_pretrained(...{init})'})"]
-        if self.model_spec is None:
-            lines.append(f"  {fallback_model_note(model, origin)}")
-        from trl_sft_kit.vision.detect import explain_vision
-
-        lines += explain_vision(model)
-        if self.dataset_spec is not None:
-            many = (
-                f"a mixture of {len(self.dataset_specs)} sources, each in its own format"
-                if self.more_datasets
-                else "one source"
-            )
-            lines.append(f"data: {many}")
-            for source in self.dataset_specs:
-                lines += source_plan(source, self)
-        else:
-            lines.append("data: none yet (add .dataset(...))")
-        max_length = self.training_fields.get("max_length", 1024)
-        lines.append(f"lengths: rows of at most {max_length} tokens" if max_length else "lengths: no limit")
-        if any(spec.eval is not None for spec in self.dataset_specs):
-            schedule = self.training_fields.get("eval_strategy", "epoch (the kit's default with eval data)")
-            lines.append(f"evaluation: on held-out or separate rows, eval_strategy={schedule}")
-        if any(spec.streaming for spec in self.dataset_specs):
-            lines.append("streaming: read while training (IterableDataset); packed a buffer at a time")
-        if self.distributed_spec is not None:
-            spec = self.distributed_spec
-            each = spec.num_processes if spec.num_processes is not None else "one per GPU"
-            lines.append(
-                f"distributed: {spec.kind}, {each} processes on each of {spec.num_machines} machine(s)"
-                + (f", options {dict(spec.options)}" if spec.options else "")
-            )
-        if self.cache_enabled is not None:
-            lines.append(f"preprocessing cache: {'on' if self.cache_enabled else 'off'}")
-        if self.packing_spec is not None:
-            from trl_sft_kit.packing import get_packer
-
-            packer = get_packer(self.packing_spec.strategy)
-            lines.append(f"packing: {packer.name} - {getattr(packer, 'description', type(packer).__name__)}")
-        else:
-            lines.append("packing: off")
-        lines.append(_loss_line(self.loss_spec))
-        lines.append(f"lora: {self.lora_spec!r}" if self.lora_spec else "lora: off (full fine-tune)")
-        if self.quantization_spec is not None:
-            lines.append(f"quantization: {self.quantization_spec!r}")
-        if self.neftune_spec is not None:
-            lines.append(f"neftune: alpha={self.neftune_spec.alpha}")
-        if self.liger_enabled:
-            lines.append("liger: on (hub kernels, use_kernels=True)")
-        if self.tokens_spec != TokensSpec():
-            lines.append(f"tokens: {self.tokens_spec!r}")
-        lines.append("SFTConfig fields:")  # less those the kit sets to prepare the data itself
-        for key, value in sorted(config_kwargs(self).items()):
-            if key not in KIT_FIELDS:
-                lines.append(f"  {key} = {value!r}")
-        lines.append("  bf16 = True on a bf16-capable GPU, else False (unless set)")
-        if deep:
-            lines += ["", "measured (inspect):", str(self.inspect(rows=0))]
-        return "\n".join(lines)
+        return explain_recipe(self, deep=deep)
 
     def inspect(self, rows: int = 5) -> InspectReport:
         """What training will see, before it starts: format, rendered rows, loss tokens, lengths, packing.
@@ -801,60 +670,6 @@ class SFTRecipe:
         return f"SFTRecipe({', '.join(parts)})"
 
 
-_CHEAP_BYTES = 64 * 1024 * 1024
-
-
-def _loss_line(spec: LossSpec) -> str:
-    """explain()'s loss line: the mode, what it trains, and where to see the share of tokens trained."""
-    from trl_sft_kit.data.loss_words import AUTO_WORDS, loss_words
-
-    words = {
-        "auto": AUTO_WORDS,
-        "trl": "TRL's default: the completion for prompt-completion rows, every token otherwise",
-        "completion_only": loss_words("completion_only"),
-        "assistant_only": loss_words("assistant_only", spec.roles, spec.turns),
-        "all": loss_words("all"),
-    }[spec.mode]
-    options = "".join(
-        f", {name}={value!r}"
-        for name, value, default in (("turns", spec.turns, "all"), ("roles", spec.roles, ("assistant",)))
-        if value != default
-    )
-    return (
-        f"loss: {spec.mode}{options} - {words} (labels computed by the kit, on any chat template; "
-        "inspect() and the training log give the share of tokens trained)"
-    )
-
-
-def _plain_text(spec: DatasetSpec) -> bool:
-    """Whether the data is plain text, when that can be told cheaply (no heavy import, small file)."""
-    if spec.format != "auto":
-        from trl_sft_kit.formats import get_format
-
-        return get_format(spec.format).canonical == "text"
-    source = spec.source
-    if isinstance(source, str):
-        path = Path(source).expanduser()
-        if path.suffix.lower() == ".txt":
-            return True
-        if not (path.is_file() and path.suffix.lower() in (".jsonl", ".json")):
-            return False
-        if path.stat().st_size > _CHEAP_BYTES:
-            return False
-    elif not isinstance(source, InlineRows):
-        return False
-    from trl_sft_kit.data.prepare import detect_spec_format, rename_columns
-    from trl_sft_kit.data.sources import load_rows
-    from trl_sft_kit.formats import FormatOptions
-
-    try:
-        raw = rename_columns(load_rows(spec), spec)
-        detection = detect_spec_format(raw, spec, FormatOptions(text_field=spec.text_field))
-    except SFTKitError:
-        return False  # compile() reports data problems with their file and row
-    return detection.canonical == "text"
-
-
 def _dataset_spec(source: Any, *, format: str, **options: Any) -> DatasetSpec:
     """A ``DatasetSpec``, with an unknown format name refused at once."""
     if format != "auto":
@@ -866,56 +681,3 @@ def _dataset_spec(source: Any, *, format: str, **options: Any) -> DatasetSpec:
                 f"{', '.join(map(repr, format_names()))}."
             )
     return DatasetSpec(source, format=format, **options)
-
-
-def _scale_problems(recipe: SFTRecipe) -> list[str]:
-    """Streaming, evaluation and multi-process settings that cannot work with the rest (for validate)."""
-    problems: list[str] = []
-    fields = recipe.training_fields
-    streamed = [spec for spec in recipe.dataset_specs if spec.streaming]
-    max_steps = fields.get("max_steps", -1)
-    if streamed and not (isinstance(max_steps, int) and max_steps > 0):
-        problems.append(
-            "streaming=True needs a step count: a stream's length is not known in advance, so epochs "
-            "cannot be counted; set .training(max_steps=N)."
-        )
-    has_eval = any(spec.eval is not None for spec in recipe.dataset_specs)
-    strategy = str(fields.get("eval_strategy", "no"))
-    if not has_eval and strategy != "no":
-        problems.append(
-            f"eval_strategy={strategy!r} but no evaluation data; add eval= to .dataset() (a fraction to "
-            "hold out, a number of rows, or a separate set), or drop eval_strategy."
-        )
-    spec = recipe.distributed_spec
-    if spec is not None:
-        for name in ("fsdp", "fsdp_config", "deepspeed"):
-            if fields.get(name) not in (None, "", False, {}):
-                problems.append(
-                    f".distributed({spec.kind!r}) and .training({name}=...) both set up the processes; "
-                    f"keep one (distributed() writes {name} itself)."
-                )
-        if recipe.quantization_spec is not None and spec.kind != "ddp":
-            problems.append(
-                f"quantize({recipe.quantization_spec.mode!r}) with distributed({spec.kind!r}): sharding "
-                "quantized weights needs a quantized storage type the kit does not set up; use "
-                "distributed('ddp') or drop .quantize()."
-            )
-    return problems
-
-
-def _output_problems(recipe: SFTRecipe) -> list[str]:
-    """An output_dir that is or holds the model's folder, or holds or lies inside the data (for validate)."""
-    from trl_sft_kit.compile import DEFAULT_OUTPUT_DIR, resolve_model
-    from trl_sft_kit.runs import guarded_paths, placement_problem
-
-    output_dir = recipe.training_fields.get("output_dir") or DEFAULT_OUTPUT_DIR
-    if not isinstance(output_dir, (str, os.PathLike)):
-        return []
-    model, data = guarded_paths(resolve_model(recipe)[0], recipe.dataset_specs)
-    problem = placement_problem(output_dir, model=model, data=data)
-    if problem is None:
-        return []
-    return [
-        f"output_dir {str(output_dir)!r} cannot hold the run: {problem}. Choose another output_dir, outside "
-        "the model's and the data's folders."
-    ]
