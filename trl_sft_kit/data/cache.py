@@ -74,7 +74,7 @@ ENTRY_FORMAT = 1
 """The layout of an entry; a change makes every older entry a miss."""
 
 _META = "meta.json"
-_CODE = ("data", "formats", "packing", "tokenizer.py", "specs.py")
+_CODE = ("data", "formats", "packing", "tokenizer.py", "specs")
 """The kit's modules whose source is part of the key."""
 
 
