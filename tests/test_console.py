@@ -126,3 +126,38 @@ def test_verbose_shows_library_log_records_and_deprecations(capsys: pytest.Captu
     err = capsys.readouterr().err
     assert "kernel not found" in err and "old API" in err
     Path(err.split("library messages: ")[1].strip()).unlink()
+
+
+@pytest.mark.parametrize("strategy", ["ffd", "bfd", "wrapped"])
+def test_compile_shows_no_datasets_progress_bars(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    strategy: str,
+) -> None:
+    """``Map:``, ``Filter:`` and ``Generating ... split`` bars say nothing about the run: none reach the
+    console, whatever reads, caches and packs the data, and the user's own bar setting is left as it was."""
+    datasets = pytest.importorskip("datasets")
+    from trl_sft_kit import SFTRecipe
+
+    monkeypatch.setenv("TRL_SFT_KIT_CACHE", str(tmp_path / "cache"))
+    rows = [{"prompt": f"Question {n}?", "completion": f" Answer {n}."} for n in range(24)]
+    parquet = tmp_path / "rows.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(parquet))
+    datasets.enable_progress_bars()
+    recipe = (
+        SFTRecipe()
+        .model(str(tiny_model_dir))
+        .dataset(str(parquet))
+        .packing(strategy)
+        .cache(True)
+        .training(output_dir=str(tmp_path / "out"), max_length=64, max_steps=1, report_to="none")
+    )
+    capfd.readouterr()
+    for _ in range(2):  # a miss, then a hit read back from the cache
+        recipe.compile()
+    err = capfd.readouterr().err
+    for bar in ("Map", "Filter", "Generating", "Saving the dataset", "Loading dataset"):
+        assert bar not in err, f"{bar!r} on the console:\n{err[-2000:]}"
+    assert datasets.is_progress_bar_enabled()
