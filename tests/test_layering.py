@@ -21,11 +21,7 @@ UPPER_MODULES = tuple(f"trl_sft_kit.{name}" for name in ("recipe", "compile", "c
 
 # Files that still break the rule, each with the step that will fix it. strict=True: once a file is fixed the
 # test passes, the xfail fails, and its entry here must go.
-KNOWN_BREACHES = {
-    "data/pipeline.py": "issue 17: data stage still takes the recipe",
-    "data/cache.py": "issue 17: data stage still takes the recipe",
-    "data/streaming.py": "issue 17: data stage still takes the recipe",
-}
+KNOWN_BREACHES: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -152,3 +148,22 @@ def test_relative_imports_resolve_from_a_package_init() -> None:
         "line 1: trl_sft_kit.recipe"
     ]
     assert upper_imports("from .recipe import SFTRecipe\n", "trl_sft_kit.data", is_package=True) == []
+
+
+def test_no_module_of_the_data_layer_names_the_recipe_class() -> None:
+    """The data stage takes ``DataSettings``: no code of ``data/`` names ``SFTRecipe``, even for typing."""
+    import ast
+
+    for path in (PACKAGE_DIR / "data").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        names |= {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names
+        }
+        strings = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        assert "SFTRecipe" not in names, path
+        assert not any("SFTRecipe" in text for text in strings), f"{path}: a string names SFTRecipe"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Self
 
     from trl_sft_kit.compile import Compiled
+    from trl_sft_kit.data.settings import DataSettings
     from trl_sft_kit.inspection import InspectReport
     from trl_sft_kit.result import TrainResult
 
@@ -281,6 +282,19 @@ class SFTRecipe:
     def dataset_specs(self) -> tuple[DatasetSpec, ...]:
         """Every training source: the ``dataset()`` one first, then those added by ``mix()``."""
         return () if self.dataset_spec is None else (self.dataset_spec, *self.more_datasets)
+
+    def data_settings(self) -> DataSettings:
+        """The data part of the recipe, as the data stage takes it (``trl_sft_kit.data.settings``)."""
+        from trl_sft_kit.data.settings import DataSettings
+
+        return DataSettings(
+            self.dataset_specs,
+            loss_spec=self.loss_spec,
+            packing_spec=self.packing_spec,
+            tokens_spec=self.tokens_spec,
+            training_fields=self.training_fields,
+            cache_enabled=self.cache_enabled,
+        )
 
     @checked_arguments
     def lora(

@@ -18,7 +18,7 @@ reused rows tokenized with another tokenizer and silently tripled a loss. An ent
 into place, so a reader never sees half an entry and two processes may write the same one.
 
 Where: ``data/`` inside the kit's cache folder (``$TRL_SFT_KIT_CACHE``, default ``$HF_HOME/trl_sft_kit``;
-see ``trl_sft_kit.cache_root``); ``TRL_SFT_KIT_CACHE=off`` turns the cache off. ``SFTRecipe.cache()``
+see ``trl_sft_kit.cache_root``); ``TRL_SFT_KIT_CACHE=off`` turns the cache off. The recipe's ``cache()``
 chooses per recipe; by default file and hub sources of at least ``AUTO_MIN_BYTES`` are cached, in-memory
 data never. ``clear_cache()`` empties it, and never touches the tiny test models kept beside it.
 """
@@ -42,13 +42,14 @@ import attrs
 
 from trl_sft_kit.cache_root import CACHE_ENV, DATA_CACHE_FOLDER, cache_turned_off, kit_cache_root
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
+from trl_sft_kit.data.settings import settings_of
 from trl_sft_kit.specs import DatasetSpec, InlineRows, json_key, spec_to_dict
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from trl_sft_kit.data.pipeline import PreparedData
-    from trl_sft_kit.recipe import SFTRecipe
+    from trl_sft_kit.data.settings import DataSettings, SupportsDataSettings
 
 __all__ = [
     "AUTO_MIN_BYTES",
@@ -143,19 +144,22 @@ def _is_entry_name(name: str) -> bool:
     return len(key) in (32, 64) and all(char in "0123456789abcdef" for char in key)
 
 
-def lookup(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, broken: bool = False) -> CacheEntry:
+def lookup(
+    settings: DataSettings | SupportsDataSettings, tokenizer: PreTrainedTokenizerBase, *, broken: bool = False
+) -> CacheEntry:
     """Decide whether the cache applies to ``recipe`` and find its entry.
 
     ``broken=True`` says an entry was found but could not be read: it is then prepared again and replaced.
     """
+    settings = settings_of(settings)
     root = cache_dir()
     if root is None:
         return CacheEntry(CacheStatus("off", f"${CACHE_ENV} turns it off"))
-    enabled, why = _decision(recipe)
+    enabled, why = _decision(settings)
     if not enabled:
         return CacheEntry(CacheStatus("off", why))
     try:
-        key = cache_key(recipe, tokenizer)
+        key = cache_key(settings, tokenizer)
     except _UncacheableError as exc:
         return CacheEntry(CacheStatus("off", str(exc)))
     folder = root / key
@@ -169,13 +173,13 @@ def lookup(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, broken: boo
     )
 
 
-def _decision(recipe: SFTRecipe) -> tuple[bool, str]:
-    if recipe.cache_enabled is False:
+def _decision(settings: DataSettings) -> tuple[bool, str]:
+    if settings.cache_enabled is False:
         return False, "cache(False)"
-    if recipe.cache_enabled is True:
+    if settings.cache_enabled is True:
         return True, "cache(True)"
     size = 0
-    for spec in recipe.dataset_specs:
+    for spec in settings.dataset_specs:
         source = spec.source
         if not isinstance(source, str):
             return False, "in-memory data is not cached unless cache(True)"
@@ -191,11 +195,12 @@ def _decision(recipe: SFTRecipe) -> tuple[bool, str]:
     return True, "sources of at least 1 MiB"
 
 
-def enabled_for(recipe: SFTRecipe) -> bool:
+def enabled_for(settings: DataSettings | SupportsDataSettings) -> bool:
     """Whether ``compile()`` uses the cache for ``recipe`` (settings only: no data is read or hashed)."""
-    if cache_dir() is None or any(spec.streaming for spec in recipe.dataset_specs):
+    settings = settings_of(settings)
+    if cache_dir() is None or any(spec.streaming for spec in settings.dataset_specs):
         return False
-    return _decision(recipe)[0]
+    return _decision(settings)[0]
 
 
 class _UncacheableError(Exception):
@@ -205,36 +210,40 @@ class _UncacheableError(Exception):
 # ------------------------------------------------------------------------------------------ key
 
 
-def cache_key(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> str:
+def cache_key(settings: DataSettings | SupportsDataSettings, tokenizer: PreTrainedTokenizerBase) -> str:
     """The SHA-256 key of the prepared data of ``recipe`` with ``tokenizer`` (see the module docstring)."""
-    return _digest(key_parts(recipe, tokenizer))
+    settings = settings_of(settings)
+    return _digest(key_parts(settings, tokenizer))
 
 
-def key_parts(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+def key_parts(
+    settings: DataSettings | SupportsDataSettings, tokenizer: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     """Everything the key covers, as plain data (for debugging a miss)."""
+    settings = settings_of(settings)
     from trl_sft_kit.data.pipeline import data_seed, max_length_of
 
     packing = None
-    if recipe.packing_spec is not None:
+    if settings.packing_spec is not None:
         from trl_sft_kit.packing import available_packers
 
         packing = {
-            **spec_to_dict(recipe.packing_spec),
-            "packer": _registration(available_packers(), recipe.packing_spec.strategy),
+            **spec_to_dict(settings.packing_spec),
+            "packer": _registration(available_packers(), settings.packing_spec.strategy),
         }
     return {
         "entry_format": ENTRY_FORMAT,
         "kit": {"version": _version("trl-sft-kit"), "code": _kit_code()},
         "libraries": {name: _version(name) for name in ("transformers", "tokenizers")},
         "formats": _format_registrations(),
-        "sources": [_source_part(spec) for spec in recipe.dataset_specs],
+        "sources": [_source_part(spec) for spec in settings.dataset_specs],
         "recipe": {
-            "loss": spec_to_dict(recipe.loss_spec),
-            "max_length": max_length_of(recipe),
+            "loss": spec_to_dict(settings.loss_spec),
+            "max_length": max_length_of(settings),
             "packing": packing,
-            "seed": data_seed(recipe),
-            "shuffle": bool(recipe.training_fields.get("shuffle_dataset", False)),
-            "tokens": spec_to_dict(recipe.tokens_spec),
+            "seed": data_seed(settings),
+            "shuffle": bool(settings.training_fields.get("shuffle_dataset", False)),
+            "tokens": spec_to_dict(settings.tokens_spec),
         },
         "tokenizer": tokenizer_fingerprint(tokenizer),
     }

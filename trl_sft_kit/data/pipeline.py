@@ -28,6 +28,7 @@ from trl_sft_kit.data.mixture import (
 )
 from trl_sft_kit.data.prepare import PreparedRows, convert_rows
 from trl_sft_kit.data.report import DatasetReport
+from trl_sft_kit.data.settings import settings_of
 from trl_sft_kit.data.sources import RawRows, load_rows
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset
 from trl_sft_kit.errors import RecipeError, SFTKitError
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from trl_sft_kit.data.cache import CacheStatus
+    from trl_sft_kit.data.settings import DataSettings, SupportsDataSettings
     from trl_sft_kit.packing import Overflow, Packer, PackingReport
-    from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.specs import DatasetSpec
 
 __all__ = [
@@ -112,22 +113,25 @@ class PreparedData:
         return "\n".join(parts)
 
 
-def max_length_of(recipe: SFTRecipe) -> int | None:
+def max_length_of(settings: DataSettings | SupportsDataSettings) -> int | None:
     """The recipe's ``max_length`` (SFTConfig's default 1024 when unset; None means no limit)."""
-    value = recipe.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
+    settings = settings_of(settings)
+    value = settings.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
     return None if value is None else int(value)
 
 
-def num_proc_of(recipe: SFTRecipe) -> int | None:
+def num_proc_of(settings: DataSettings | SupportsDataSettings) -> int | None:
     """The recipe's ``dataset_num_proc``: the kit's own preparation runs over that many processes (None:
     ``$TRL_SFT_KIT_NUM_PROC`` or every core, see ``trl_sft_kit.data.parallel``)."""
-    value = recipe.training_fields.get("dataset_num_proc")
+    settings = settings_of(settings)
+    value = settings.training_fields.get("dataset_num_proc")
     return None if value is None else int(value)
 
 
-def data_seed(recipe: SFTRecipe) -> int:
+def data_seed(settings: DataSettings | SupportsDataSettings) -> int:
     """The seed that mixes sources and holds out evaluation rows: ``data_seed``, else ``seed``, else 42."""
-    fields = recipe.training_fields
+    settings = settings_of(settings)
+    fields = settings.training_fields
     value = fields.get("data_seed")
     if value is None:
         value = fields.get("seed", DEFAULT_SEED)
@@ -135,7 +139,10 @@ def data_seed(recipe: SFTRecipe) -> int:
 
 
 def prepare_training_data(
-    recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase, *, use_cache: bool = False
+    settings: DataSettings | SupportsDataSettings,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    use_cache: bool = False,
 ) -> PreparedData:
     """Run the whole data stage for ``recipe`` with ``tokenizer`` (template and tokens already applied).
 
@@ -151,26 +158,27 @@ def prepare_training_data(
         RecipeError: the data does not suit the recipe (loss mode, missing chat template, an evaluation
             hold-out that leaves nothing to train on).
     """
-    specs = recipe.dataset_specs
+    settings = settings_of(settings)
+    specs = settings.dataset_specs
     if not specs:
         raise RecipeError("no training data: add .dataset(path_or_rows).")
     if any(spec.streaming for spec in specs):
         from trl_sft_kit.data.streaming import prepare_streamed_data
 
-        return prepare_streamed_data(recipe, tokenizer)
+        return prepare_streamed_data(settings, tokenizer)
     if not use_cache:
-        return _prepare(recipe, tokenizer)
+        return _prepare(settings, tokenizer)
     from trl_sft_kit.data import cache
 
-    entry = cache.lookup(recipe, tokenizer)
+    entry = cache.lookup(settings, tokenizer)
     if entry.status.state == "hit":
         loaded = cache.load(entry)
         if loaded is not None:
             if loaded.eos_token is not None:
                 tokenizer.eos_token = loaded.eos_token
             return loaded
-        entry = cache.lookup(recipe, tokenizer, broken=True)
-    data = _prepare(recipe, tokenizer)
+        entry = cache.lookup(settings, tokenizer, broken=True)
+    data = _prepare(settings, tokenizer)
     return attrs.evolve(data, cache=cache.store(entry, data))
 
 
@@ -190,15 +198,15 @@ class _Converted:
         return self.raw.full_label(self.prepared.kept[index])
 
 
-def _convert(spec: DatasetSpec, recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> _Converted:
+def _convert(spec: DatasetSpec, settings: DataSettings, tokenizer: PreTrainedTokenizerBase) -> _Converted:
     raw = load_rows(spec)
     options = FormatOptions(text_field=spec.text_field, chat=bool(tokenizer.chat_template))
     prepared = convert_rows(raw, spec, options)
     report = prepared.report
-    check_data(recipe, report, tokenizer)
+    check_data(settings, report, tokenizer)
     rows = prepared.rows
     conversational = report.canonical != "prompt_completion" or isinstance(rows[0].get("prompt"), list)
-    loss = effective_loss(recipe.loss_spec.mode, report.canonical, conversational=conversational)
+    loss = effective_loss(settings.loss_spec.mode, report.canonical, conversational=conversational)
     return _Converted(raw, prepared, report, loss, spec.on_bad_rows, spec.special_tokens_in_text)
 
 
@@ -215,24 +223,24 @@ class _Part:
     eval_source: str | None = None
 
 
-def _prepare(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedData:
+def _prepare(settings: DataSettings, tokenizer: PreTrainedTokenizerBase) -> PreparedData:
     from trl_sft_kit.packing import get_packer
 
-    specs = recipe.dataset_specs
-    seed = data_seed(recipe)
-    converted = [_convert(spec, recipe, tokenizer) for spec in specs]
+    specs = settings.dataset_specs
+    seed = data_seed(settings)
+    converted = [_convert(spec, settings, tokenizer) for spec in specs]
     eos = None
     for source in converted:
-        eos = template_eos(recipe, source.report, tokenizer)
+        eos = template_eos(settings, source.report, tokenizer)
         if eos is not None or source.report.canonical != "text":
             break
     if eos is not None:
         tokenizer.eos_token = eos
-    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
-    pack_eval = packer is not None and recipe.packing_spec is not None and recipe.packing_spec.eval
+    packer = get_packer(settings.packing_spec.strategy) if settings.packing_spec is not None else None
+    pack_eval = packer is not None and settings.packing_spec is not None and settings.packing_spec.eval
     parts = [
         _tokenize_source(
-            index, spec, source, recipe, tokenizer, packer=packer, pack_eval=pack_eval, seed=seed
+            index, spec, source, settings, tokenizer, packer=packer, pack_eval=pack_eval, seed=seed
         )
         for index, (spec, source) in enumerate(zip(specs, converted, strict=True))
     ]
@@ -277,13 +285,13 @@ def _prepare(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedD
             [cast("TokenizationReport", part.eval_tokenization) for part in evals]
         )
 
-    if recipe.training_fields.get("shuffle_dataset"):
+    if settings.training_fields.get("shuffle_dataset"):
         train = _shuffle(train, seed)
     packing = eval_packing = None
-    if packer is not None and recipe.packing_spec is not None:
-        train, packing = _pack(train, packer, recipe)
+    if packer is not None and settings.packing_spec is not None:
+        train, packing = _pack(train, packer, settings)
         if eval_dataset is not None and pack_eval:
-            eval_dataset, eval_packing = _pack(eval_dataset, packer, recipe)
+            eval_dataset, eval_packing = _pack(eval_dataset, packer, settings)
     rows = [row for part in parts for row in part.rows]
     return PreparedData(
         train,
@@ -303,7 +311,7 @@ def _tokenize_source(
     index: int,
     spec: DatasetSpec,
     source: _Converted,
-    recipe: SFTRecipe,
+    settings: DataSettings,
     tokenizer: PreTrainedTokenizerBase,
     *,
     packer: Packer | None,
@@ -326,14 +334,14 @@ def _tokenize_source(
         eval_label = lambda at: source.label(held[at])  # noqa: E731
     elif spec.eval is not None:
         eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
-        eval_from = _convert(eval_spec, recipe, tokenizer)
+        eval_from = _convert(eval_spec, settings, tokenizer)
         eval_rows = eval_from.prepared.rows
         eval_label = eval_from.label
     train_rows = [rows[at] for at in keep] if len(keep) != len(rows) else rows
     train, tokenization = _tokenize(
         train_rows,
         tokenizer,
-        recipe,
+        settings,
         source,
         truncate=packer is None,
         label=lambda at: source.label(keep[at]),
@@ -342,7 +350,7 @@ def _tokenize_source(
     if eval_rows:
         kind = eval_from if eval_from is not None else source
         evaluated, eval_tokenization = _tokenize(
-            eval_rows, tokenizer, recipe, kind, truncate=not pack_eval, label=eval_label
+            eval_rows, tokenizer, settings, kind, truncate=not pack_eval, label=eval_label
         )
         part = attrs.evolve(
             part,
@@ -356,7 +364,7 @@ def _tokenize_source(
 def _tokenize(
     rows: list[dict[str, Any]],
     tokenizer: PreTrainedTokenizerBase,
-    recipe: SFTRecipe,
+    settings: DataSettings,
     source: _Converted,
     *,
     truncate: bool,
@@ -367,14 +375,14 @@ def _tokenize(
         tokenizer,
         canonical=source.report.canonical,
         loss=source.loss,
-        turns=recipe.loss_spec.turns,
-        roles=recipe.loss_spec.roles,
-        max_length=max_length_of(recipe),
+        turns=settings.loss_spec.turns,
+        roles=settings.loss_spec.roles,
+        max_length=max_length_of(settings),
         truncate=truncate,
         on_bad_rows=source.on_bad_rows,
         row_label=label,
         source=source.report.source,
-        num_proc=num_proc_of(recipe),
+        num_proc=num_proc_of(settings),
         special_tokens_in_text=source.special_tokens_in_text,
     )
 
@@ -416,24 +424,27 @@ def _table(dataset: Dataset) -> Any:
     return dataset.data.table
 
 
-def _pack(dataset: Dataset, packer: Packer, recipe: SFTRecipe) -> tuple[Dataset, PackingReport]:
+def _pack(dataset: Dataset, packer: Packer, settings: DataSettings) -> tuple[Dataset, PackingReport]:
     from trl_sft_kit.packing import pack
 
-    max_length = max_length_of(recipe)
-    assert max_length is not None and recipe.packing_spec is not None  # validate() refuses otherwise
-    overflow = cast("Overflow | None", recipe.packing_spec.overflow)
+    max_length = max_length_of(settings)
+    assert max_length is not None and settings.packing_spec is not None  # validate() refuses otherwise
+    overflow = cast("Overflow | None", settings.packing_spec.overflow)
     packed, report = pack(dataset, packer, max_length=max_length, overflow=overflow)
     return packed, report
 
 
-def template_eos(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> str | None:
+def template_eos(
+    settings: DataSettings | SupportsDataSettings, report: DatasetReport, tokenizer: PreTrainedTokenizerBase
+) -> str | None:
     """The chat template's end-of-turn token, when chat data is trained and the tokenizer's eos differs.
 
     A conversation is trained to stop on the token that ends each assistant turn (``<|im_end|>``,
     ``<|eot_id|>``, ``<end_of_turn>``); that token must also be the tokenizer's and the model's eos, or
     generation runs past the end of the turn. ``.tokens(eos=...)`` overrides this.
     """
-    if recipe.tokens_spec.eos is not None or report.canonical == "text" or not tokenizer.chat_template:
+    settings = settings_of(settings)
+    if settings.tokens_spec.eos is not None or report.canonical == "text" or not tokenizer.chat_template:
         return None
     from trl_sft_kit.data.masks import tokenize_conversation
 
@@ -459,9 +470,12 @@ def template_eos(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrained
     return None
 
 
-def check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTokenizerBase) -> None:
+def check_data(
+    settings: DataSettings | SupportsDataSettings, report: DatasetReport, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    settings = settings_of(settings)
     problems = []
-    mode = recipe.loss_spec.mode
+    mode = settings.loss_spec.mode
     if mode == "completion_only" and report.canonical == "text":
         problems.append(
             f"loss 'completion_only' needs prompt-completion data, but {report.source} is plain text "
@@ -472,9 +486,9 @@ def check_data(recipe: SFTRecipe, report: DatasetReport, tokenizer: PreTrainedTo
             f"loss 'assistant_only' needs conversational data, but {report.source} is plain text "
             f"({report.format!r}); use loss('all'), or give chat 'messages' rows."
         )
-    if recipe.loss_spec.roles != ("assistant",) and report.canonical != "messages":
+    if settings.loss_spec.roles != ("assistant",) and report.canonical != "messages":
         problems.append(
-            f"loss roles {recipe.loss_spec.roles!r} choose messages of conversations, but {report.source} "
+            f"loss roles {settings.loss_spec.roles!r} choose messages of conversations, but {report.source} "
             f"is {report.canonical!r} rows ({report.format!r}); drop roles=, or give chat 'messages' rows."
         )
     if report.canonical == "messages" and not tokenizer.chat_template:

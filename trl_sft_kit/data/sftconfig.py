@@ -41,7 +41,7 @@ def data_field_problems(fields: Mapping[str, Any], *, packing: bool, streaming: 
         streaming: whether a source is streamed.
 
     Returns:
-        Problems for ``SFTRecipe.validate()``, each naming the kit setting to use instead.
+        Problems for the recipe's ``validate()``, each naming the kit setting to use instead.
 
     Example:
         >>> data_field_problems({"truncation_mode": "keep_end"}, packing=False, streaming=False)[0][:42]

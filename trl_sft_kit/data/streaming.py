@@ -33,6 +33,7 @@ from trl_sft_kit.data.masks import IGNORE_INDEX
 from trl_sft_kit.data.media import handle_streamed_row
 from trl_sft_kit.data.mixture import MixtureReport, SourceShare, combine_reports, combine_tokenization
 from trl_sft_kit.data.prepare import _as_object, convert_rows
+from trl_sft_kit.data.settings import settings_of
 from trl_sft_kit.data.sources import (
     SUPPORTED_SUFFIXES,
     RawRows,
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
     from trl_sft_kit.data.pipeline import PreparedData
     from trl_sft_kit.data.report import DatasetReport
+    from trl_sft_kit.data.settings import DataSettings, SupportsDataSettings
     from trl_sft_kit.packing import Overflow, Packer
-    from trl_sft_kit.recipe import SFTRecipe
     from trl_sft_kit.specs import DatasetSpec
 
 __all__ = ["DETECTION_ROWS", "PACKING_BUFFER", "RowStream", "open_stream", "prepare_streamed_data"]
@@ -200,13 +201,16 @@ class _StreamPlan:
     head_rows: list[dict[str, Any]] = attrs.field(repr=False)
 
 
-def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase) -> PreparedData:
+def prepare_streamed_data(
+    settings: DataSettings | SupportsDataSettings, tokenizer: PreTrainedTokenizerBase
+) -> PreparedData:
     """The data stage for streamed sources: an ``IterableDataset`` and the reports of the rows read first.
 
     Raises:
         DatasetError: the first rows cannot be read, detected or converted.
         RecipeError: the data does not suit the recipe.
     """
+    settings = settings_of(settings)
     from trl_sft_kit.data.pipeline import (
         PreparedData,
         _convert,
@@ -218,8 +222,8 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
     )
     from trl_sft_kit.packing import get_packer
 
-    specs = recipe.dataset_specs
-    seed = data_seed(recipe)
+    specs = settings.dataset_specs
+    seed = data_seed(settings)
     chat = bool(tokenizer.chat_template)
     plans: list[_StreamPlan] = []
     for spec in specs:
@@ -235,12 +239,14 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
         prepared = convert_rows(raw, spec, options)
         from trl_sft_kit.data.pipeline import check_data
 
-        check_data(recipe, prepared.report, tokenizer)
+        check_data(settings, prepared.report, tokenizer)
         rows = prepared.rows
         conversational = prepared.report.canonical != "prompt_completion" or isinstance(
             rows[0].get("prompt"), list
         )
-        loss = effective_loss(recipe.loss_spec.mode, prepared.report.canonical, conversational=conversational)
+        loss = effective_loss(
+            settings.loss_spec.mode, prepared.report.canonical, conversational=conversational
+        )
         note = (
             f"streamed: the first {len(raw)} rows were read to detect the format; the rest is read, "
             "converted and tokenized while training, so these counts cover those rows only."
@@ -250,15 +256,15 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
 
     eos = None
     for plan in plans:
-        eos = template_eos(recipe, plan.report, tokenizer)
+        eos = template_eos(settings, plan.report, tokenizer)
         if eos is not None or plan.canonical != "text":
             break
     if eos is not None:
         tokenizer.eos_token = eos
 
-    packer = get_packer(recipe.packing_spec.strategy) if recipe.packing_spec is not None else None
-    pack_eval = packer is not None and recipe.packing_spec is not None and recipe.packing_spec.eval
-    max_length = max_length_of(recipe)
+    packer = get_packer(settings.packing_spec.strategy) if settings.packing_spec is not None else None
+    pack_eval = packer is not None and settings.packing_spec is not None and settings.packing_spec.eval
+    max_length = max_length_of(settings)
 
     # Evaluation: the first N rows of a stream, or a separate set read in full.
     eval_parts: list[tuple[Dataset, TokenizationReport]] = []
@@ -276,8 +282,8 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
                 tokenizer,
                 canonical=plan.canonical,
                 loss=plan.loss,
-                turns=recipe.loss_spec.turns,
-                roles=recipe.loss_spec.roles,
+                turns=settings.loss_spec.turns,
+                roles=settings.loss_spec.roles,
                 max_length=max_length,
                 truncate=not pack_eval,
                 on_bad_rows=spec.on_bad_rows,
@@ -290,11 +296,11 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
             eval_spec = attrs.evolve(
                 spec, source=spec.eval, eval=None, weight=None, count=None, streaming=False
             )
-            converted = _convert(eval_spec, recipe, tokenizer)
+            converted = _convert(eval_spec, settings, tokenizer)
             held = _tokenize(
                 converted.prepared.rows,
                 tokenizer,
-                recipe,
+                settings,
                 converted,
                 truncate=not pack_eval,
                 label=converted.label,
@@ -310,19 +316,19 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
         eval_dataset = _concatenate([part[0] for part in eval_parts])
         eval_tokenization = combine_tokenization([part[1] for part in eval_parts])
         if pack_eval and packer is not None:
-            eval_dataset, eval_packing = _pack(eval_dataset, packer, recipe)
+            eval_dataset, eval_packing = _pack(eval_dataset, packer, settings)
 
     columns = ["input_ids", "labels"]
     if packer is not None and not packer.crosses_boundaries:
         columns.append("seq_lengths")
     overflow = (
-        cast("Overflow | None", recipe.packing_spec.overflow) if recipe.packing_spec is not None else None
+        cast("Overflow | None", settings.packing_spec.overflow) if settings.packing_spec is not None else None
     )
     generate = _Generator(
         tuple(plans),
         tokenizer,
-        turns=recipe.loss_spec.turns,
-        roles=recipe.loss_spec.roles,
+        turns=settings.loss_spec.turns,
+        roles=settings.loss_spec.roles,
         max_length=max_length,
         packer=packer,
         overflow=overflow,
@@ -338,8 +344,8 @@ def prepare_streamed_data(recipe: SFTRecipe, tokenizer: PreTrainedTokenizerBase)
             tokenizer,
             canonical=plan.canonical,
             loss=plan.loss,
-            turns=recipe.loss_spec.turns,
-            roles=recipe.loss_spec.roles,
+            turns=settings.loss_spec.turns,
+            roles=settings.loss_spec.roles,
             max_length=max_length,
             truncate=packer is None,
             on_bad_rows="skip",
