@@ -181,22 +181,7 @@ class SFTRecipe:
         >>> SFTRecipe().dataset("a.jsonl").mix("b.jsonl").dataset("c.jsonl").more_datasets
         ()
         """
-        spec = _dataset_spec(
-            source,
-            format=format,
-            split=split,
-            text_field=text_field,
-            columns=columns,
-            on_bad_rows=on_bad_rows,
-            weight=weight,
-            count=count,
-            eval=eval,
-            streaming=streaming,
-            media=media,
-            special_tokens_in_text=special_tokens_in_text,
-            config=config,
-            revision=revision,
-        )
+        spec = _dataset_spec(**_call_arguments(locals()))
         if self.dataset_spec is not None and (weight is not None or count is not None):
             from trl_sft_kit.data.mixture import source_name
 
@@ -258,22 +243,7 @@ class SFTRecipe:
         >>> [spec.weight for spec in recipe.dataset_specs]
         [None, 0.3]
         """
-        spec = _dataset_spec(
-            source,
-            format=format,
-            split=split,
-            text_field=text_field,
-            columns=columns,
-            on_bad_rows=on_bad_rows,
-            weight=weight,
-            count=count,
-            eval=eval,
-            streaming=streaming,
-            media=media,
-            special_tokens_in_text=special_tokens_in_text,
-            config=config,
-            revision=revision,
-        )
+        spec = _dataset_spec(**_call_arguments(locals()))
         if self.dataset_spec is None:
             return attrs.evolve(self, dataset_spec=spec, more_datasets=())
         return attrs.evolve(self, more_datasets=(*self.more_datasets, spec))
@@ -682,6 +652,11 @@ class SFTRecipe:
                 continue
             parts.append(f"{field.name.removesuffix('_spec')}={value!r}")
         return f"SFTRecipe({', '.join(parts)})"
+
+
+def _call_arguments(names: Mapping[str, Any]) -> dict[str, Any]:
+    """A builder method's own arguments (its ``locals()`` on entry), less ``self``, to pass on whole."""
+    return {name: value for name, value in names.items() if name != "self"}
 
 
 def _dataset_spec(source: Any, *, format: str, **options: Any) -> DatasetSpec:
