@@ -684,10 +684,16 @@ def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
     A ``PathLike``, or a one-line string that is an existing file or holds no ``key: value``, is a path
     (so ``C:\\configs\\sft.yaml`` is one); anything else is YAML text.
 
+    The YAML is read as ``yaml.safe_load`` reads it, except that a key given twice in one mapping, aliases
+    that expand past 10,000 values and nesting deeper than 100 levels are refused (``trl_sft_kit.yaml_safe``).
+
     Raises:
-        ConfigError: the file is missing, the YAML is malformed (with its line), or it is not a mapping.
+        ConfigError: the file is missing, the YAML is malformed (with its line), it is not a mapping, or it
+            holds a duplicate key, an alias bomb or too deep nesting (each with its line).
     """
     import yaml
+
+    from trl_sft_kit.yaml_safe import load_yaml_text
 
     text: str
     name, path = "YAML text", None
@@ -710,7 +716,7 @@ def load_yaml(path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
     else:
         text = str(path_or_text)
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text, source=name, path=path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
