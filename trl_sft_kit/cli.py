@@ -376,19 +376,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` into the key and the value read as YAML (text that is not YAML stays text)."""
-    import yaml
+    """``key=value`` into the key and the value read as YAML (text that is not YAML stays text).
+
+    Raises:
+        UsageError: no ``=`` or an empty key.
+        ConfigError: the value is YAML the kit refuses (a duplicate key, an alias bomb, deep nesting).
+    """
+    from trl_sft_kit.yaml_safe import yaml_value
 
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise UsageError(f"--set takes KEY=VALUE, e.g. --set max_steps=10 or --set lora.r=8 (got {text!r}).")
-    if not value.strip():
-        return key, None
-    try:
-        return key, yaml.safe_load(value)
-    except yaml.YAMLError:
-        return key, value
+    return key, yaml_value(value, source=f"--set {key}")
 
 
 _STAGES = ("trl_sft", "sft")

@@ -493,22 +493,17 @@ def launch(
 
 
 def _read_recipe(recipe_path: str | os.PathLike[str], overrides: Sequence[str]) -> SFTRecipe:
-    import yaml
-
     from trl_sft_kit.cli import apply_overrides
     from trl_sft_kit.config import recipe_from_dict
     from trl_sft_kit.config_paths import read_recipe_file
+    from trl_sft_kit.yaml_safe import yaml_value
 
     pairs: list[tuple[str, Any]] = []
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError(f"an override is KEY=VALUE (got {item!r}).")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            parsed = value
-        pairs.append((key.strip(), parsed))
+        pairs.append((key.strip(), yaml_value(value, source=f"the override {key.strip()}")))
     data = read_recipe_file(recipe_path)
     return recipe_from_dict(apply_overrides(data, pairs) if pairs else data)
 
