@@ -59,18 +59,18 @@ def test_rendering_is_apply_chat_template(name: str, tokenizer_for: Callable[[st
 def test_a_rendering_asked_for_twice_is_rendered_once(
     tokenizer_for: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trl_sft_kit.data import masks
+    from trl_sft_kit.data.masks import rendering
 
     tokenizer = tokenizer_for("qwen2_5")
     calls = []
-    real = masks._render_jinja()
+    real = rendering._render_jinja()
     assert real is not None
 
     def counting(**kwargs: Any) -> Any:
         calls.append((kwargs["conversations"], kwargs["add_generation_prompt"]))
         return real(**kwargs)
 
-    monkeypatch.setattr(masks, "_render_jinja", lambda: counting)
+    monkeypatch.setattr(rendering, "_render_jinja", lambda: counting)
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     tokenize_conversation(tokenizer, messages)
     rendered = [repr(conversation) for conversation in calls]

@@ -3,6 +3,8 @@
 The kit prepares the trainer's data itself (TRL's own preparation is skipped), so that the masks are
 right on any chat template (``trl_sft_kit.data.masks``), truncation is counted, and packing is the kit's.
 Each row becomes ``input_ids`` and ``labels`` (``-100`` where the loss must not look).
+The report it returns is ``trl_sft_kit.data.tokenization_report`` and what a loss mode means on each
+kind of row is ``trl_sft_kit.data.loss_modes``; both are importable from here too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from trl_sft_kit.data.loss_words import loss_words
+from trl_sft_kit.data.loss_modes import LOSS_FOR_KIND, effective_loss
 from trl_sft_kit.data.masks import (
     IGNORE_INDEX,
     MaskedTokens,
@@ -30,8 +32,9 @@ from trl_sft_kit.data.masks import (
 )
 from trl_sft_kit.data.masks import tokenize_text as _tokenize_text
 from trl_sft_kit.data.report import SkippedRow
-from trl_sft_kit.data.text_checks import CHARS_PER_TOKEN, Checked, TextChecks
-from trl_sft_kit.errors import DatasetError, RecipeError, RowError, SFTKitError
+from trl_sft_kit.data.text_checks import Checked, TextChecks
+from trl_sft_kit.data.tokenization_report import TokenizationReport
+from trl_sft_kit.errors import DatasetError, RowError, SFTKitError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -46,49 +49,6 @@ __all__ = [
     "tokenize_rows",
 ]
 
-LOSS_FOR_KIND = {
-    "messages": {"auto": "assistant_only", "trl": "all", "all": "all", "assistant_only": "assistant_only"},
-    "prompt_completion": {
-        "auto": "completion_only",
-        "trl": "completion_only",
-        "completion_only": "completion_only",
-        "all": "all",
-        "assistant_only": "completion_only",
-    },
-    "text": {"auto": "all", "trl": "all", "all": "all"},
-}
-"""For each canonical kind, what a recipe's loss mode means on it (missing pairs are recipe errors)."""
-
-
-def effective_loss(mode: str, canonical: str, *, conversational: bool = True) -> str:
-    """What the loss is computed on for data of kind ``canonical`` under ``.loss(mode)``.
-
-    ``auto`` is the model's own words: the assistant turns of conversations, the completion of
-    prompt-completion rows, every token of plain text. ``trl`` follows TRL: the completion of
-    prompt-completion rows, every token otherwise. ``assistant_only`` on conversational
-    prompt-completion rows trains the completion's assistant turns.
-
-    Raises:
-        RecipeError: the mode cannot apply to that kind of data.
-    """
-    if mode == "assistant_only" and canonical == "prompt_completion" and not conversational:
-        raise RecipeError(
-            "loss 'assistant_only' needs conversational data, but the prompt/completion rows are plain "
-            "strings; "
-            "use loss('completion_only') or loss('auto')."
-        )
-    resolved = LOSS_FOR_KIND.get(canonical, {}).get(mode)
-    if resolved is None:
-        needs = {"completion_only": "prompt-completion data", "assistant_only": "conversational data"}.get(
-            mode, ""
-        )
-        raise RecipeError(
-            f"loss {mode!r} needs {needs}, but the data is {canonical!r} rows; use loss('all') or "
-            "loss('auto'), "
-            "or give data of the right kind."
-        )
-    return resolved
-
 
 _LOG = logging.getLogger(__name__)
 
@@ -97,87 +57,6 @@ _COUNTS = {"truncated": 0, "cut": 0, "no_loss": 0, "all_cut": 0, "special": 0, "
 
 SPECIAL_ROWS_NAMED = 10
 """Rows whose text holds a special token named in the report and the warning (the first ones)."""
-
-
-def _names(names: Sequence[str]) -> tuple[str, ...]:
-    return tuple(names)
-
-
-@attrs.frozen
-class TokenizationReport:
-    """What tokenization and truncation did: rows, tokens, what carries loss, and everything cut."""
-
-    loss: str
-    rows_in: int
-    rows_out: int
-    tokens: int
-    trained_tokens: int
-    max_length: int | None
-    rows_truncated: int = 0
-    tokens_truncated: int = 0
-    rows_without_trained_tokens: int = 0
-    rows_all_trained_tokens_cut: int = 0
-    skipped: tuple[SkippedRow, ...] = ()
-    roles: tuple[str, ...] = attrs.field(default=("assistant",), converter=_names)
-    turns: str = "all"
-    rows_with_special_tokens: int = 0
-    """Rows whose own text holds a special token of the tokenizer (``text_checks``)."""
-    special_token_rows: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    """The first such rows (``file.jsonl, line 12``)."""
-    special_tokens_in_text: str = "warn"
-    """What was done with them: ``warn``/``keep`` (kept), ``escape`` (encoded as plain text)."""
-    rows_cut_by_chars: int = 0
-    """Rows with a field cut to ``max_length * CHARS_PER_TOKEN`` characters before tokenizing (also in
-    ``rows_truncated``)."""
-    chars_cut: int = 0
-    """Characters cut so."""
-
-    def summary(self) -> str:
-        """A few lines for logs and reports."""
-        share = self.trained_tokens / self.tokens if self.tokens else 0.0
-        lines = [
-            f"tokens: {self.rows_out} rows, {self.tokens} tokens, "
-            f"{self.trained_tokens} carry loss "
-            f"({share:.1%}: {loss_words(self.loss, self.roles, self.turns)})",
-        ]
-        if self.max_length is not None:
-            lines.append(
-                f"  max_length {self.max_length}: {self.rows_truncated} rows truncated, "
-                f"{self.tokens_truncated} tokens cut, {self.rows_all_trained_tokens_cut} rows dropped "
-                "because "
-                "every token carrying loss was cut"
-            )
-        if self.rows_cut_by_chars:
-            lines.append(
-                f"  {self.rows_cut_by_chars} rows had a field cut before tokenizing "
-                f"({self.chars_cut} characters beyond max_length * {CHARS_PER_TOKEN})"
-            )
-        if self.rows_without_trained_tokens:
-            lines.append(f"  {self.rows_without_trained_tokens} rows dropped: no token carries loss")
-        if self.rows_with_special_tokens:
-            lines.append(f"  {self.special_tokens_line()}")
-        lines += [f"  skipped {row}" for row in self.skipped[:10]]
-        return "\n".join(lines)
-
-    def special_tokens_line(self) -> str:
-        """One line on the rows whose text holds a special token, or '' when none does."""
-        if not self.rows_with_special_tokens:
-            return ""
-        done = {
-            "escape": "escaped: encoded as plain text",
-            "keep": "kept: encoded as control tokens",
-            "warn": "kept: encoded as control tokens, which can forge turns",
-        }[self.special_tokens_in_text]
-        first = ", ".join(self.special_token_rows)
-        return (
-            f"{self.rows_with_special_tokens} rows hold a special token in their text ({done}); "
-            f"first: {first}"
-            + (
-                ""
-                if self.special_tokens_in_text != "warn"
-                else "; pass special_tokens_in_text='error', 'escape' or 'keep' to choose"
-            )
-        )
 
 
 def tokenize_row(
