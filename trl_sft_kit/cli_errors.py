@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["command_line_advice", "error_json"]
+__all__ = ["UsageError", "command_line_advice", "error_json"]
 
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\.?dataset\(\.\.\., format=<name>\)"), "--format NAME"),
@@ -22,6 +22,10 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\.?training\(max_length=N\)"), "--max-length N"),
     (re.compile(r"\.?chat_template\(<name>\)"), "--chat-template NAME"),
 )
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2, with the command's usage)."""
 
 
 def command_line_advice(message: str) -> str:

@@ -493,7 +493,7 @@ def launch(
 
 
 def _read_recipe(recipe_path: str | os.PathLike[str], overrides: Sequence[str]) -> SFTRecipe:
-    from trl_sft_kit.cli import apply_overrides
+    from trl_sft_kit.cli_overrides import apply_overrides
     from trl_sft_kit.config import recipe_from_dict
     from trl_sft_kit.config_paths import read_recipe_file
     from trl_sft_kit.yaml_safe import yaml_value
