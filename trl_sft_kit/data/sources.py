@@ -1,7 +1,8 @@
 """Reading training data from files, folders, the hub, ``datasets`` objects and in-memory rows.
 
-JSON Lines, JSON and text files are read here, line by line, so that a broken line is reported with its
-file and line number; CSV and Parquet go through ``datasets``. Every source becomes a ``RawRows``: rows in
+JSON Lines, JSON, CSV and text files are read here, line by line, so that a broken line is reported with
+its file and line number; Parquet goes through ``datasets``. CSV cells are read as the strings written (no
+guessed nulls, numbers or index column). Every source becomes a ``RawRows``: rows in
 order, each able to say where it came from. Lines end at a line feed (or CR LF) only: JSON strings may
 hold U+2028 and other separators that ``str.splitlines`` would break on.
 """
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -154,8 +156,10 @@ def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
         rows, origins = _read_json(path, skip=skip)
     elif suffix == ".txt":
         rows, origins = _read_txt(path, spec.text_field)
-    elif suffix in (".csv", ".parquet"):
-        rows, origins = _read_with_datasets(path, suffix)
+    elif suffix == ".csv":
+        rows, origins = _read_csv(path, skip=skip)
+    elif suffix == ".parquet":
+        rows, origins = _read_parquet(path)
     else:
         raise DataSourceError(
             f"{name!r} is a {suffix or 'suffix-less'} file; the kit reads {', '.join(SUPPORTED_SUFFIXES)}. "
@@ -253,48 +257,93 @@ def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, i
     return rows, origins
 
 
-def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+def _read_parquet(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     import datasets
 
-    lines = _csv_record_lines(path) if suffix == ".csv" else None
     was_on = datasets.is_progress_bar_enabled()  # restored afterwards: a user who turned them off keeps that
     datasets.disable_progress_bars()
     try:
-        if suffix == ".csv":
-            table = datasets.Dataset.from_csv(str(path), keep_in_memory=True)
-        else:
-            table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+        table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
     except Exception as exc:
-        raise DataSourceError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}", path=str(path)) from exc
+        raise DataSourceError(f"cannot read {str(path)!r} as parquet: {exc}", path=str(path)) from exc
     finally:
         if was_on:
             datasets.enable_progress_bars()
     rows = table.to_list()
-    if lines is None or len(lines) != len(rows):
-        return rows, [(str(path), None, index) for index in range(len(rows))]
-    return rows, [(str(path), line, index) for index, line in enumerate(lines)]
+    return rows, [(str(path), None, index) for index in range(len(rows))]
 
 
-def _csv_record_lines(path: Path) -> list[int] | None:
-    """The line on which each CSV record after the header starts, or ``None`` if that cannot be told.
+def _read_csv(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    """Every record after the header as a dict of strings, exactly as written, with the line it starts on.
 
-    Quoted fields may span lines and blank lines are skipped, as ``datasets`` (pandas) reads them.
+    No cell is guessed at: ``NA``, ``None`` or ``nan`` stay those words, ``2`` stays the string ``"2"`` and
+    an empty cell is ``""``. Quoted cells may span lines; blank lines are passed over; a quote left open
+    or followed by more text in its cell is an error, not a guess.
 
     Raises:
-        RowError: the file is not UTF-8 (the line of the first bad byte is named).
+        DataSourceError: the header repeats a name or has an empty one.
+        RowError: a record with more or fewer cells than the header (with ``skip``, an ``UnreadableRow``
+            instead), a record the csv module cannot read, or a file that is not UTF-8.
     """
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    starts: list[int] = []
+    name = str(path)
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # a long document in one cell is data, not an error
     try:
         previous = 0
-        for record in reader:
-            if record:
-                starts.append(previous + 1)
+        while True:
+            start = previous + 1
+            try:
+                record = next(reader, None)
+            except csv.Error as exc:
+                raise RowError(
+                    f"the CSV record cannot be read ({exc}); check its quotes.", path=name, line=start
+                ) from None
             previous = reader.line_num
-    except csv.Error:
-        return None
-    return starts[1:]
+            if record is None:
+                break
+            if not record:
+                continue
+            if header is None:
+                header = _csv_header(record, name)
+                continue
+            if len(record) != len(header):
+                reason = (
+                    f"the record has {len(record)} cells but the header has {len(header)}; every record of "
+                    "a CSV file must have one cell per column (quote cells that hold a comma)."
+                )
+                if not skip:
+                    raise RowError(reason, path=name, line=start)
+                rows.append(UnreadableRow(reason))
+            else:
+                rows.append(dict(zip(header, record, strict=True)))
+            origins.append((name, start, len(rows) - 1))
+    finally:
+        csv.field_size_limit(limit)
+    return rows, origins
+
+
+def _csv_header(record: list[str], name: str) -> list[str]:
+    """The column names of a CSV header, refused when one is empty or repeated (which cell would it be?)."""
+    seen: dict[str, int] = {}
+    for number, column in enumerate(record, start=1):
+        if not column.strip():
+            raise DataSourceError(
+                f"{name!r}: column {number} of the header has no name; give every column a name in the "
+                "first line (or remove the trailing comma).",
+                path=name,
+            )
+        if column in seen:
+            raise DataSourceError(
+                f"{name!r}: the header names the column {column!r} twice (columns {seen[column]} and "
+                f"{number}); give each column its own name in the first line.",
+                path=name,
+            )
+        seen[column] = number
+    return record
 
 
 def _read_hub(name: str, spec: DatasetSpec) -> RawRows:
