@@ -6,6 +6,7 @@ data folder and files that are not regular files are never read.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,175 @@ def test_csv_with_a_broken_quote_names_the_line(tmp_path: Path, record: str) -> 
         _load(path)
     assert (caught.value.path, caught.value.line) == (str(path), 3)
     assert "check its quotes" in str(caught.value)
+
+
+# -------------------------------------------------------------------------------------- NaN / Infinity
+
+
+def _jsonl(tmp_path: Path, lines: list[str], name: str = "data.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _convert(path: Path, **options: Any) -> Any:
+    spec = DatasetSpec(str(path), **options)
+    return convert_rows(load_rows(spec), spec, FormatOptions())
+
+
+FINE = json.dumps({"prompt": "Hi", "completion": "Hello"})
+CHAT = (
+    '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo", "weight": %s}]}'
+)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_weight_in_json_lines_is_a_row_error(tmp_path: Path, constant: str) -> None:
+    path = _jsonl(tmp_path, [CHAT % "1.0", CHAT % constant])
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    error = caught.value
+    assert (error.path, error.line, error.field) == (str(path), 2, "messages[1].weight")
+    assert f"{constant} is not a JSON number" in str(error) and "Fix or remove the line" in str(error)
+
+
+def test_non_finite_score_is_a_row_error_and_skipped_with_its_field(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [FINE, '{"prompt": "Hi", "completion": "Hello", "score": Infinity}', FINE])
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    assert (caught.value.line, caught.value.field) == (2, "score")
+    report = _convert(path, on_bad_rows="skip").report
+    assert (report.rows_read, report.rows_kept) == (3, 2)
+    assert (report.skipped[0].where, report.skipped[0].field) == ("line 2", "score")
+
+
+@pytest.mark.parametrize("wrapper", [False, True])
+def test_non_finite_number_in_a_json_file_names_its_row_and_field(tmp_path: Path, wrapper: bool) -> None:
+    rows = f'[{FINE}, {FINE}, {{"prompt": "Hi", "completion": "Hello", "meta": {{"p": [1, NaN]}}}}]'
+    path = tmp_path / "data.json"
+    path.write_text(f'{{"data": {rows}}}' if wrapper else rows, encoding="utf-8")
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    assert (caught.value.path, caught.value.row, caught.value.field) == (str(path), 2, "meta.p[1]")
+
+
+def _tool_row(arguments: str) -> str:
+    call = {"type": "function", "function": {"name": "add", "arguments": arguments}}
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "Add 1 and 2."},
+                {"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "content": "3"},
+                {"role": "assistant", "content": "It is 3."},
+            ]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field", "words"),
+    [
+        ('{"a": 1, "b": NaN}', "messages[1].tool_calls[0].arguments.b", "NaN is not a JSON number"),
+        ('{"a": [Infinity]}', "messages[1].tool_calls[0].arguments.a[0]", "Infinity is not"),
+        ('{"a": ' * 3000 + "1" + "}" * 3000, "messages[1].tool_calls[0].arguments", "levels deep"),
+        ("[" * 150 + "]" * 150, "messages[1].tool_calls[0].arguments" + "[0]" * 100, "levels deep"),
+    ],
+)
+def test_tool_call_arguments_text_with_non_finite_numbers_or_deep_nesting_is_a_row_error(
+    tmp_path: Path, arguments: str, field: str, words: str
+) -> None:
+    path = _jsonl(tmp_path, [_tool_row('{"a": 1, "b": 2}'), _tool_row(arguments)])
+    with pytest.raises(RowError) as caught:
+        _convert(path)
+    error = caught.value
+    assert (error.path, error.line, error.field) == (str(path), 2, field)
+    assert words in str(error)
+    assert _convert(_jsonl(tmp_path, [_tool_row('{"a": 1.5}')], "fine.jsonl")).report.rows_kept == 1
+
+
+def test_sharegpt_function_call_and_tools_text_refuse_non_finite_numbers(tmp_path: Path) -> None:
+    turns = [
+        {"from": "human", "value": "Add."},
+        {"from": "function_call", "value": '{"name": "add", "arguments": {"a": NaN}}'},
+        {"from": "observation", "value": "3"},
+        {"from": "gpt", "value": "3."},
+    ]
+    path = _jsonl(tmp_path, [json.dumps({"conversations": turns})], "sharegpt.jsonl")
+    with pytest.raises(RowError) as caught:
+        _convert(path)
+    assert (caught.value.line, caught.value.field) == (1, "conversations[1].value.arguments.a")
+    tools = '[{"type": "function", "function": {"name": "f", "parameters": {"maximum": Infinity}}}]'
+    row = {"messages": json.loads(_tool_row("{}"))["messages"], "tools": tools}
+    path = _jsonl(tmp_path, [json.dumps(row)], "tools.jsonl")
+    with pytest.raises(RowError) as caught:
+        _convert(path)
+    assert caught.value.field == "tools[0].function.parameters.maximum"
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf")])
+def test_non_finite_weight_read_from_parquet_is_a_row_error(tmp_path: Path, weight: float) -> None:
+    from datasets import Dataset
+
+    row = json.loads(CHAT % "1.0")
+    row["messages"][1]["weight"] = weight
+    path = tmp_path / "data.parquet"
+    Dataset.from_list([json.loads(CHAT % "1.0"), row]).to_parquet(str(path))
+    with pytest.raises(RowError) as caught:
+        _convert(path)
+    assert (caught.value.path, caught.value.row, caught.value.field) == (str(path), 1, "messages[1].weight")
+    assert "must be a finite number" in str(caught.value)
+
+
+# -------------------------------------------------------------------------------------- nesting
+
+
+@pytest.mark.parametrize("levels", [150, 5000])  # 5000: past the interpreter's recursion limit
+def test_json_line_nested_too_deep_is_a_row_error(tmp_path: Path, levels: int) -> None:
+    deep = '{"prompt": "Hi", "completion": "Hello", "meta": ' + "[" * levels + "]" * levels + "}"
+    path = _jsonl(tmp_path, [FINE, deep])
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    assert (caught.value.path, caught.value.line) == (str(path), 2)
+    assert "levels deep" in str(caught.value) and "Fix or remove the line" in str(caught.value)
+    report = _convert(path, on_bad_rows="skip").report
+    assert (report.rows_kept, len(report.skipped)) == (1, 1)
+
+
+def test_json_nested_a_hundred_levels_is_read(tmp_path: Path) -> None:
+    deep = '{"prompt": "Hi", "completion": "Hello", "meta": ' + "[" * 99 + "]" * 99 + "}"
+    assert len(_load(_jsonl(tmp_path, [deep])).rows) == 1
+
+
+def test_json_file_nested_too_deep_is_a_row_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" + "[" * 5000 + "]" * 5000 + "]", encoding="utf-8")
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    assert caught.value.path == str(path) and "levels deep" in str(caught.value)
+    path.write_text(f'[{FINE}, {{"prompt": "Hi", "completion": "Hello", "m": {"[" * 120}{"]" * 120}}}]')
+    with pytest.raises(RowError) as caught:
+        _load(path)
+    assert (caught.value.row, caught.value.field) == (1, "m" + "[0]" * 98)
+
+
+def test_non_finite_number_in_a_tools_list_is_a_row_error() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"maximum": float("inf")}}}]
+    spec = DatasetSpec([{"messages": json.loads(_tool_row("{}"))["messages"], "tools": tools}])
+    with pytest.raises(RowError) as caught:
+        convert_rows(load_rows(spec), spec, FormatOptions())
+    assert (caught.value.row, caught.value.field) == (0, "tools")
+    assert "NaN or Infinity" in str(caught.value)
+
+
+def test_streamed_json_lines_refuse_non_finite_numbers_and_deep_nesting(tmp_path: Path) -> None:
+    from trl_sft_kit.data.streaming import open_stream
+
+    deep = '{"prompt": "Hi", "completion": "Hello", "meta": ' + "[" * 5000 + "]" * 5000 + "}"
+    for line, field in ((CHAT % "NaN", "messages[1].weight"), (deep, None)):
+        path = _jsonl(tmp_path, [FINE, line])
+        with pytest.raises(RowError) as caught:
+            open_stream(DatasetSpec(str(path), streaming=True)).head(2)
+        assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), 2, field)
+        skipped = open_stream(DatasetSpec(str(path), streaming=True, on_bad_rows="skip")).head(2)
+        assert isinstance(skipped[1][1], UnreadableRow) and skipped[1][1].field == field

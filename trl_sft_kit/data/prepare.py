@@ -165,7 +165,7 @@ def _check_one_shape(rows: list[dict[str, Any]], kept: list[int], raw: RawRows) 
 def _as_object(row: Any) -> Mapping[str, Any]:
     """The row itself, or a ``RowError`` when it is a line that was not JSON or is not a JSON object."""
     if isinstance(row, UnreadableRow):
-        raise RowError(row.reason)
+        raise RowError(row.reason, field=row.field)
     if not isinstance(row, Mapping):
         raise RowError(f"a row must be a JSON object (got {type(row).__name__}).")
     return row

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from trl_sft_kit.errors import DataSourceError, RowError
+from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
 
 __all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows"]
@@ -30,12 +31,13 @@ SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
 @attrs.frozen
 class UnreadableRow:
-    """A line that is not valid JSON, kept in its place under ``on_bad_rows="skip"``.
+    """A line that cannot be read as a row, kept in its place under ``on_bad_rows="skip"``.
 
     Conversion reports it as a skipped row with its file and line, so that ``rows_read`` counts it.
     """
 
     reason: str
+    field: str | None = None
 
 
 @attrs.frozen
@@ -201,16 +203,21 @@ def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tupl
     for number, line in enumerate(progress(lines, f"reading {path.name}"), start=1):
         if not line.strip():
             continue
+        reason: str | None = None
+        field: str | None = None
         try:
-            row = json.loads(line)
+            row = json_text.loads(line)
         except json.JSONDecodeError as exc:
             reason = (
                 f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
                 "JSON object. Fix or remove the line."
             )
+        except json_text.JSONTextError as exc:
+            reason, field = f"{exc.reason} Fix or remove the line.", json_text.dotted(exc.place) or None
+        if reason is not None:
             if not skip:
-                raise RowError(reason, path=str(path), line=number) from None
-            row = UnreadableRow(reason)
+                raise RowError(reason, path=str(path), line=number, field=field) from None
+            row = UnreadableRow(reason, field)
         rows.append(row)
         origins.append((str(path), number, len(rows) - 1))
     return rows, origins
@@ -221,7 +228,9 @@ def _read_json(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple
     if not text.strip():
         return [], []
     try:
-        data = json.loads(text)
+        data = json_text.loads(text)
+    except json_text.JSONTextError as exc:
+        raise _json_file_error(exc, path) from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             # One object, then another: JSON Lines saved with a .json suffix; read (and report) it as such.
@@ -245,6 +254,16 @@ def _read_json(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple
             path=str(path),
         )
     return data, [(str(path), None, index) for index in range(len(data))]
+
+
+def _json_file_error(exc: json_text.JSONTextError, path: Path) -> RowError:
+    """The ``RowError`` for a refused value in a ``.json`` file: its row (when in the row list) and field."""
+    place = exc.place
+    if len(place) >= 2 and place[0] in ("data", "rows", "train", "examples") and isinstance(place[1], int):
+        place = place[1:]
+    if place and isinstance(place[0], int):
+        return RowError(exc.reason, path=str(path), row=place[0], field=json_text.dotted(place[1:]) or None)
+    return RowError(exc.reason, path=str(path), field=json_text.dotted(place) or None)
 
 
 def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:

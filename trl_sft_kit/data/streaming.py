@@ -42,7 +42,7 @@ from trl_sft_kit.data.sources import (
 )
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset, tokenize_row
 from trl_sft_kit.errors import DataSourceError, RowError
-from trl_sft_kit.formats import FormatOptions, RowExcludedError, convert_row, format_registration
+from trl_sft_kit.formats import FormatOptions, RowExcludedError, convert_row, format_registration, json_text
 from trl_sft_kit.specs import InlineRows
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
                 yield where, {spec.text_field: line}
                 continue
             try:
-                yield where, json.loads(line)
+                yield where, json_text.loads(line)
             except json.JSONDecodeError as exc:
                 reason = (
                     f"not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object."
@@ -158,6 +158,11 @@ def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
                 if spec.on_bad_rows != "skip":
                     raise RowError(reason, path=str(path), line=number) from None
                 yield where, UnreadableRow(reason)
+            except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
+                field = json_text.dotted(exc.place) or None
+                if spec.on_bad_rows != "skip":
+                    raise RowError(exc.reason, path=str(path), line=number, field=field) from None
+                yield where, UnreadableRow(exc.reason, field)
 
 
 def _hub_stream(name: str, spec: DatasetSpec) -> RowStream:

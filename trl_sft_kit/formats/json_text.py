@@ -1,0 +1,105 @@
+"""JSON text read strictly: the kit's one ``json.loads`` for data (rows, tool-call arguments, ``tools``).
+
+Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON, as floats that a chat
+template then renders as non-JSON text; and JSON nested deeper than the interpreter's recursion limit
+raises a bare ``RecursionError``, or, a little less deep, breaks later code that walks the row. Here both
+are a ``JSONTextError`` that says where in the value the problem is, for the caller to raise as a
+``RowError`` with its file, line and field. Syntax errors stay ``json.JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "JSONTextError", "dotted", "loads"]
+
+MAX_DEPTH = 100
+"""How deep objects and lists may nest in one value; real chat data stays under ten levels."""
+
+
+class JSONTextError(ValueError):
+    """JSON text that ``json`` reads but the kit refuses: a non-finite number, or nesting too deep.
+
+    Attributes:
+        reason: what is wrong and what to do, without the place.
+        place: where in the parsed value, as keys and list positions (``("messages", 1, "weight")``);
+            empty when the whole text is at fault.
+    """
+
+    def __init__(self, reason: str, place: tuple[str | int, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.place = place
+
+
+class _NonFinite:
+    """Stands in for ``NaN`` / ``Infinity`` while parsing, so that its place can be found afterwards."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def dotted(place: tuple[str | int, ...], start: str = "") -> str:
+    """A place as a field name: ``dotted(("messages", 1, "weight"))`` is ``'messages[1].weight'``.
+
+    >>> dotted(("messages", 1, "weight")), dotted(("x",), "arguments"), dotted((), "arguments")
+    ('messages[1].weight', 'arguments.x', 'arguments')
+    """
+    text = start
+    for part in place:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, refusing ``NaN`` / ``Infinity`` and values nested more than ``MAX_DEPTH`` deep.
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON.
+        JSONTextError: a non-finite number (its place given), or nesting too deep.
+
+    >>> loads('{"a": [1, 2.5]}')
+    {'a': [1, 2.5]}
+    >>> loads('{"a": [1, NaN]}')
+    Traceback (most recent call last):
+    ...
+    trl_sft_kit.formats.json_text.JSONTextError: NaN is not a JSON number; write a finite number or null.
+    """
+    found: list[_NonFinite] = []
+
+    def constant(name: str) -> _NonFinite:
+        found.append(_NonFinite(name))
+        return found[-1]
+
+    try:
+        value = json.loads(text, parse_constant=constant)
+    except RecursionError:
+        raise JSONTextError(_too_deep()) from None
+    if found or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check(value)
+    if found:  # not reached: _check finds every stand-in
+        raise JSONTextError(f"{found[0].name} is not a JSON number; write a finite number or null.")
+    return value
+
+
+def _too_deep() -> str:
+    return (
+        f"the JSON nests objects and lists more than {MAX_DEPTH} levels deep, more than any chat data needs; "
+        "flatten it (or give the deep part as a string)."
+    )
+
+
+def _check(value: Any) -> None:
+    """Walk ``value`` without recursion: the first non-finite number, or a level past ``MAX_DEPTH``."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, place = stack.pop()
+        if isinstance(item, _NonFinite):
+            raise JSONTextError(f"{item.name} is not a JSON number; write a finite number or null.", place)
+        if isinstance(item, dict | list) and len(place) >= MAX_DEPTH:
+            raise JSONTextError(_too_deep(), place)
+        if isinstance(item, dict):
+            stack += [(child, (*place, key)) for key, child in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(child, (*place, index)) for index, child in reversed(list(enumerate(item)))]
