@@ -281,3 +281,107 @@ def test_streamed_json_lines_refuse_non_finite_numbers_and_deep_nesting(tmp_path
         assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), 2, field)
         skipped = open_stream(DatasetSpec(str(path), streaming=True, on_bad_rows="skip")).head(2)
         assert isinstance(skipped[1][1], UnreadableRow) and skipped[1][1].field == field
+
+
+# -------------------------------------------------------------------------------------- links and pipes
+
+
+def _outside_secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "elsewhere" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    return secret
+
+
+def test_links_out_of_a_data_folder_are_not_followed_and_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("kept line\n", encoding="utf-8")
+    (folder / "secrets.txt").symlink_to(_outside_secret(tmp_path))
+    (folder / "up.txt").symlink_to(Path("..") / "elsewhere" / "passwd")  # relative, still outside
+    (folder / "sub").mkdir()
+    (folder / "sub" / "inner.txt").symlink_to(folder / "a.txt")  # stays inside: read
+    (folder / "gone.txt").symlink_to(folder / "missing.txt")
+    with caplog.at_level("WARNING", logger="trl_sft_kit"):
+        raw = _load(folder)
+    assert [row["text"] for row in raw.rows] == ["kept line", "kept line"]
+    assert not any("root:" in row["text"] for row in raw.rows)
+    (note,) = raw.notes
+    assert note.startswith(f"3 files in {folder} not read: ")
+    assert (
+        f"{folder / 'secrets.txt'} is a link to {tmp_path / 'elsewhere' / 'passwd'}, outside the folder"
+        in note
+    )
+    assert f"{folder / 'up.txt'} is a link" in note and f"{folder / 'gone.txt'} is a link that leads" in note
+    assert note in caplog.text
+    spec = DatasetSpec(str(folder))
+    report = convert_rows(load_rows(spec), spec, FormatOptions()).report
+    assert report.notes == (note,) and f"note: {note}" in report.summary()
+
+
+def test_a_folder_whose_only_data_file_links_outside_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "secrets.txt").symlink_to(_outside_secret(tmp_path))
+    with pytest.raises(DataSourceError) as caught:
+        _load(folder)
+    assert "holds no data files" in str(caught.value) and "outside the folder" in str(caught.value)
+
+
+def _in_a_thread(work: Any) -> Any:
+    """``work()`` run where a blocking open cannot hang the test: it must finish within ten seconds."""
+    import threading
+
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except DatasetError as exc:  # the test inspects the error
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "reading blocked on the named pipe"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes need POSIX")
+def test_a_named_pipe_given_as_data_is_refused_as_not_a_regular_file(tmp_path: Path) -> None:
+    import os
+
+    from trl_sft_kit.data.source_checks import source_problems
+    from trl_sft_kit.data.streaming import open_stream
+
+    pipe = tmp_path / "data.jsonl"
+    os.mkfifo(pipe)
+    for read in (lambda: _load(pipe), lambda: open_stream(DatasetSpec(str(pipe), streaming=True))):
+        error = _in_a_thread(read)
+        assert type(error) is DataSourceError, error
+        assert error.path == str(pipe)
+        assert f"{str(pipe)!r} is not a regular file: it is a named pipe (FIFO)" in str(error)
+        assert "does not exist" not in str(error)
+    ((source, problem),) = source_problems([DatasetSpec(str(pipe))])  # validate() says so before loading
+    assert source == str(pipe) and "named pipe" in problem
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes need POSIX")
+def test_a_named_pipe_inside_a_folder_is_left_out_and_reported(tmp_path: Path) -> None:
+    import os
+
+    from trl_sft_kit.data.streaming import open_stream
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(FINE + "\n", encoding="utf-8")
+    os.mkfifo(folder / "b.jsonl")
+    raw = _in_a_thread(lambda: _load(folder))
+    assert len(raw.rows) == 1
+    assert raw.notes == (
+        f"1 file in {folder} not read: {folder / 'b.jsonl'} is not a regular file: it is a named pipe (FIFO)",
+    )
+    streamed = _in_a_thread(lambda: open_stream(DatasetSpec(str(folder), streaming=True)).head(5))
+    assert [row for _, row in streamed] == [json.loads(FINE)]

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from trl_sft_kit.data.file_kinds import data_files, left_out_note, left_out_reason, not_regular
 from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
@@ -51,6 +52,8 @@ class RawRows:
     name: str
     rows: list[Any] = attrs.field(repr=False)
     origins: list[tuple[str, int | None, int]] = attrs.field(repr=False)
+    notes: tuple[str, ...] = ()
+    """What the reading itself found worth saying (files of a folder left out); the report repeats it."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -77,7 +80,8 @@ def load_rows(spec: DatasetSpec) -> RawRows:
     """Read every row of the spec's source.
 
     Raises:
-        DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id.
+        DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id, a
+            path that is neither a folder nor a regular file (a named pipe is never opened).
         RowError: a line that is not valid JSON (file and line named; with ``on_bad_rows="skip"`` such a
             line of a JSON Lines file becomes an ``UnreadableRow`` instead), or a file that is not UTF-8.
     """
@@ -87,6 +91,9 @@ def load_rows(spec: DatasetSpec) -> RawRows:
         return RawRows("inline rows", rows, [("inline rows", None, index) for index in range(len(rows))])
     if isinstance(source, str):
         path = Path(source).expanduser()
+        problem = not_regular(path)
+        if problem is not None:
+            raise DataSourceError(problem, path=source)
         if path.is_dir():
             return _read_folder(path, spec)
         if path.is_file():
@@ -126,17 +133,21 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _is_data_file(path: Path, folder: Path) -> bool:
-    """A file of a supported type, not hidden and not inside a hidden folder (``.ipynb_checkpoints``)."""
+    """A file of a supported type, not hidden and not inside a hidden folder (``.ipynb_checkpoints``), that
+    the kit reads: a regular file, or a link to one inside the folder (see ``data_files``)."""
     hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-    return not hidden and path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
+    if hidden or path.suffix.lower() not in SUPPORTED_SUFFIXES or path.is_dir():
+        return False
+    return left_out_reason(path, folder.resolve()) is None
 
 
 def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
-    files = sorted(path for path in folder.rglob("*") if _is_data_file(path, folder))
+    files, left_out = data_files(folder, SUPPORTED_SUFFIXES)
     if not files:
+        unread = f" ({left_out_note(folder, left_out)})" if left_out else ""
         raise DataSourceError(
-            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}); put the data "
-            "there or point .dataset() at a file.",
+            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}){unread}; put the "
+            "data there or point .dataset() at a file.",
             path=str(folder),
         )
     rows: list[Any] = []
@@ -145,7 +156,8 @@ def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
         part = _read_file(file, spec)
         rows += part.rows
         origins += part.origins
-    return RawRows(str(folder), rows, origins)
+    notes = (left_out_note(folder, left_out),) if left_out else ()
+    return RawRows(str(folder), rows, origins, notes)
 
 
 def _read_file(path: Path, spec: DatasetSpec) -> RawRows:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from trl_sft_kit.data.file_kinds import data_files, not_regular
 from trl_sft_kit.data.masks import IGNORE_INDEX
 from trl_sft_kit.data.media import handle_streamed_row
 from trl_sft_kit.data.mixture import MixtureReport, SourceShare, combine_reports, combine_tokenization
@@ -37,7 +38,6 @@ from trl_sft_kit.data.sources import (
     SUPPORTED_SUFFIXES,
     RawRows,
     UnreadableRow,
-    _is_data_file,
     _looks_like_path,
 )
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset, tokenize_row
@@ -93,8 +93,11 @@ def open_stream(spec: DatasetSpec) -> RowStream:
         )
     if isinstance(source, str):
         path = Path(source).expanduser()
+        problem = not_regular(path)
+        if problem is not None:
+            raise DataSourceError(problem, path=source)
         if path.is_dir():
-            files = sorted(file for file in path.rglob("*") if _is_data_file(file, path))
+            files, _ = data_files(path, SUPPORTED_SUFFIXES)  # files left out are logged there
             if not files:
                 raise DataSourceError(
                     f"folder {str(path)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}).",
