@@ -385,3 +385,13 @@ def test_a_named_pipe_inside_a_folder_is_left_out_and_reported(tmp_path: Path) -
     )
     streamed = _in_a_thread(lambda: open_stream(DatasetSpec(str(folder), streaming=True)).head(5))
     assert [row for _, row in streamed] == [json.loads(FINE)]
+
+
+def test_non_finite_number_in_tool_call_arguments_given_as_an_object_is_a_row_error() -> None:
+    messages = json.loads(_tool_row("{}"))["messages"]
+    messages[1]["tool_calls"][0]["function"]["arguments"] = {"a": 1, "b": [float("nan")]}
+    spec = DatasetSpec([{"messages": messages}])
+    with pytest.raises(RowError) as caught:
+        convert_rows(load_rows(spec), spec, FormatOptions())
+    assert (caught.value.row, caught.value.field) == (0, "messages[1].tool_calls[0].arguments.b[0]")
+    assert "NaN is not a JSON number" in str(caught.value)

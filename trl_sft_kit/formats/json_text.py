@@ -10,9 +10,10 @@ are a ``JSONTextError`` that says where in the value the problem is, for the cal
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JSONTextError", "dotted", "loads"]
+__all__ = ["MAX_DEPTH", "JSONTextError", "check", "dotted", "loads"]
 
 MAX_DEPTH = 100
 """How deep objects and lists may nest in one value; real chat data stays under ten levels."""
@@ -90,13 +91,34 @@ def _too_deep() -> str:
     )
 
 
+def check(value: Any) -> None:
+    """Refuse a value already parsed (a row from Parquet, a ``datasets.Dataset`` or a list of dicts) that
+    holds a non-finite float or nests more than ``MAX_DEPTH`` deep, as ``loads`` refuses such text.
+
+    Raises:
+        JSONTextError: with the place of the first such number, or of the level too deep.
+
+    >>> check({"a": [1, 2.5]})
+    >>> check({"a": [1, float("inf")]})
+    Traceback (most recent call last):
+    ...
+    trl_sft_kit.formats.json_text.JSONTextError: Infinity is not a JSON number; write a finite number or null.
+    """
+    _check(value)
+
+
+def _name(number: float) -> str:
+    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+
+
 def _check(value: Any) -> None:
     """Walk ``value`` without recursion: the first non-finite number, or a level past ``MAX_DEPTH``."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, place = stack.pop()
-        if isinstance(item, _NonFinite):
-            raise JSONTextError(f"{item.name} is not a JSON number; write a finite number or null.", place)
+        if isinstance(item, _NonFinite) or (isinstance(item, float) and not math.isfinite(item)):
+            name = item.name if isinstance(item, _NonFinite) else _name(item)
+            raise JSONTextError(f"{name} is not a JSON number; write a finite number or null.", place)
         if isinstance(item, dict | list) and len(place) >= MAX_DEPTH:
             raise JSONTextError(_too_deep(), place)
         if isinstance(item, dict):

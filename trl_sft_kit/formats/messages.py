@@ -194,7 +194,12 @@ def _arguments(value: Any, field: str) -> dict[str, Any]:
             ) from None
     if not isinstance(value, Mapping):
         raise RowError(f"the arguments must be a JSON object (got {describe(value)}).", field=field)
-    return copy.deepcopy(dict(value))
+    arguments = copy.deepcopy(dict(value))
+    try:  # arguments read from Parquet or given in memory: no float NaN / Infinity either
+        json_text.check(arguments)
+    except json_text.JSONTextError as exc:
+        raise RowError(exc.reason, field=json_text.dotted(exc.place, field)) from None
+    return arguments
 
 
 def tools_json(value: Any, field: str = "tools") -> str | None:
