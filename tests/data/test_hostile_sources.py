@@ -153,12 +153,15 @@ def test_non_finite_score_is_a_row_error_and_skipped_with_its_field(tmp_path: Pa
 
 @pytest.mark.parametrize("wrapper", [False, True])
 def test_non_finite_number_in_a_json_file_names_its_row_and_field(tmp_path: Path, wrapper: bool) -> None:
-    rows = f'[{FINE}, {FINE}, {{"prompt": "Hi", "completion": "Hello", "meta": {{"p": [1, NaN]}}}}]'
+    bad = '{"prompt": "Hi", "completion": "Hello", "note": "NaN [ in a string", "meta": {"p": [1, NaN]}}'
+    rows = f"[\n{FINE},\n{FINE},\n{bad}\n]"
     path = tmp_path / "data.json"
     path.write_text(f'{{"data": {rows}}}' if wrapper else rows, encoding="utf-8")
     with pytest.raises(RowError) as caught:
         _load(path)
-    assert (caught.value.path, caught.value.row, caught.value.field) == (str(path), 2, "meta.p[1]")
+    error = caught.value
+    assert (error.path, error.row, error.line, error.field) == (str(path), 2, 4, "meta.p[1]")
+    assert f"{path}, line 4, field 'meta.p[1]'" in str(error)
 
 
 def _tool_row(arguments: str) -> str:
@@ -251,14 +254,15 @@ def test_json_nested_a_hundred_levels_is_read(tmp_path: Path) -> None:
 
 def test_json_file_nested_too_deep_is_a_row_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.json"
-    path.write_text("[" + "[" * 5000 + "]" * 5000 + "]", encoding="utf-8")
+    path.write_text("[\n" + FINE + ",\n" + "[" * 5000 + "]" * 5000 + "\n]", encoding="utf-8")
     with pytest.raises(RowError) as caught:
         _load(path)
-    assert caught.value.path == str(path) and "levels deep" in str(caught.value)
-    path.write_text(f'[{FINE}, {{"prompt": "Hi", "completion": "Hello", "m": {"[" * 120}{"]" * 120}}}]')
+    assert (caught.value.path, caught.value.line) == (str(path), 3)
+    assert "levels deep" in str(caught.value)
+    path.write_text(f'[{FINE},\n{{"prompt": "Hi", "completion": "Hello", "m": {"[" * 120}{"]" * 120}}}]')
     with pytest.raises(RowError) as caught:
         _load(path)
-    assert (caught.value.row, caught.value.field) == (1, "m" + "[0]" * 98)
+    assert (caught.value.row, caught.value.line, caught.value.field) == (1, 2, "m" + "[0]" * 98)
 
 
 def test_non_finite_number_in_a_tools_list_is_a_row_error() -> None:

@@ -274,8 +274,9 @@ def _json_file_error(exc: json_text.JSONTextError, path: Path) -> RowError:
     if len(place) >= 2 and place[0] in ("data", "rows", "train", "examples") and isinstance(place[1], int):
         place = place[1:]
     if place and isinstance(place[0], int):
-        return RowError(exc.reason, path=str(path), row=place[0], field=json_text.dotted(place[1:]) or None)
-    return RowError(exc.reason, path=str(path), field=json_text.dotted(place) or None)
+        field = json_text.dotted(place[1:]) or None
+        return RowError(exc.reason, path=str(path), row=place[0], line=exc.line, field=field)
+    return RowError(exc.reason, path=str(path), line=exc.line, field=json_text.dotted(place) or None)
 
 
 def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:

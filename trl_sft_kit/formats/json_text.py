@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "JSONTextError", "check", "dotted", "loads"]
@@ -25,13 +26,15 @@ class JSONTextError(ValueError):
     Attributes:
         reason: what is wrong and what to do, without the place.
         place: where in the parsed value, as keys and list positions (``("messages", 1, "weight")``);
-            empty when the whole text is at fault.
+            empty when it is not known.
+        line: the 1-based line of the text where the problem is, when the error comes from ``loads``.
     """
 
-    def __init__(self, reason: str, place: tuple[str | int, ...] = ()) -> None:
+    def __init__(self, reason: str, place: tuple[str | int, ...] = (), line: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.place = place
+        self.line = line
 
 
 class _NonFinite:
@@ -76,12 +79,34 @@ def loads(text: str) -> Any:
     try:
         value = json.loads(text, parse_constant=constant)
     except RecursionError:
-        raise JSONTextError(_too_deep()) from None
-    if found or text.count("[") + text.count("{") > MAX_DEPTH:
-        _check(value)
-    if found:  # not reached: _check finds every stand-in
-        raise JSONTextError(f"{found[0].name} is not a JSON number; write a finite number or null.")
+        raise JSONTextError(_too_deep(), line=_line_of_problem(text)) from None
+    try:
+        if found or text.count("[") + text.count("{") > MAX_DEPTH:
+            _check(value)
+        if found:  # not reached: _check finds every stand-in
+            raise JSONTextError(f"{found[0].name} is not a JSON number; write a finite number or null.")
+    except JSONTextError as exc:
+        exc.line = _line_of_problem(text)
+        raise
     return value
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]|NaN|-?Infinity')
+
+
+def _line_of_problem(text: str) -> int | None:
+    """The line of the first ``NaN`` / ``Infinity`` or of the first level past ``MAX_DEPTH``, strings passed
+    over: scanned only once a problem is known, so reading good text costs nothing."""
+    depth = 0
+    for token in _TOKENS.finditer(text):
+        kind = token.group()[0]
+        if kind in "[{":
+            depth += 1
+        elif kind in "]}":
+            depth -= 1
+        if kind in "NI-" or depth > MAX_DEPTH:
+            return text.count("\n", 0, token.start()) + 1
+    return None
 
 
 def _too_deep() -> str:
