@@ -399,3 +399,22 @@ def test_non_finite_number_in_tool_call_arguments_given_as_an_object_is_a_row_er
         convert_rows(load_rows(spec), spec, FormatOptions())
     assert (caught.value.row, caught.value.field) == (0, "messages[1].tool_calls[0].arguments.b[0]")
     assert "NaN is not a JSON number" in str(caught.value)
+
+
+def test_streamed_csv_is_read_as_written_too(tmp_path: Path) -> None:
+    from trl_sft_kit.data.streaming import open_stream
+
+    path = _csv(tmp_path, "instruction,output\nSay two.,2\nSay null.,NULL\n\nx,y,z\n")
+    stream = open_stream(DatasetSpec(str(path), streaming=True))
+    assert stream.head(2) == [
+        (f"{path}, line 2", {"instruction": "Say two.", "output": "2"}),
+        (f"{path}, line 3", {"instruction": "Say null.", "output": "NULL"}),
+    ]
+    with pytest.raises(RowError) as caught:
+        stream.head(3)
+    assert (caught.value.path, caught.value.line) == (str(path), 5)
+    path.write_bytes(b"\xef\xbb\xbfinstruction,output\nSay hi.,Hi\ncaf\xe9,x\n")
+    assert stream.head(1) == [(f"{path}, line 2", {"instruction": "Say hi.", "output": "Hi"})]
+    with pytest.raises(RowError) as caught:
+        stream.head(2)
+    assert (caught.value.line, "UTF-8" in str(caught.value)) == (3, True)

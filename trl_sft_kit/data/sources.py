@@ -14,7 +14,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -306,56 +306,59 @@ def _read_parquet(path: Path) -> tuple[list[Any], list[tuple[str, int | None, in
 
 
 def _read_csv(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    for line, row in csv_records(io.StringIO(_read_text(path), newline=""), str(path), skip=skip):
+        rows.append(row)
+        origins.append((str(path), line, len(rows) - 1))
+    return rows, origins
+
+
+def csv_records(lines: Iterable[str], name: str, *, skip: bool = False) -> Iterator[tuple[int, Any]]:
     """Every record after the header as a dict of strings, exactly as written, with the line it starts on.
 
     No cell is guessed at: ``NA``, ``None`` or ``nan`` stay those words, ``2`` stays the string ``"2"`` and
     an empty cell is ``""``. Quoted cells may span lines; blank lines are passed over; a quote left open
-    or followed by more text in its cell is an error, not a guess.
+    or followed by more text in its cell is an error, not a guess. ``lines`` is the file's text (opened
+    with ``newline=""``); ``name`` names it in errors.
 
     Raises:
         DataSourceError: the header repeats a name or has an empty one.
         RowError: a record with more or fewer cells than the header (with ``skip``, an ``UnreadableRow``
-            instead), a record the csv module cannot read, or a file that is not UTF-8.
+            instead), or a record the csv module cannot read.
     """
-    name = str(path)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
-    rows: list[Any] = []
-    origins: list[tuple[str, int | None, int]] = []
-    limit = csv.field_size_limit()
-    csv.field_size_limit(sys.maxsize)  # a long document in one cell is data, not an error
-    try:
-        previous = 0
-        while True:
-            start = previous + 1
-            try:
-                record = next(reader, None)
-            except csv.Error as exc:
-                raise RowError(
-                    f"the CSV record cannot be read ({exc}); check its quotes.", path=name, line=start
-                ) from None
-            previous = reader.line_num
-            if record is None:
-                break
-            if not record:
-                continue
-            if header is None:
-                header = _csv_header(record, name)
-                continue
-            if len(record) != len(header):
-                reason = (
-                    f"the record has {len(record)} cells but the header has {len(header)}; every record of "
-                    "a CSV file must have one cell per column (quote cells that hold a comma)."
-                )
-                if not skip:
-                    raise RowError(reason, path=name, line=start)
-                rows.append(UnreadableRow(reason))
-            else:
-                rows.append(dict(zip(header, record, strict=True)))
-            origins.append((name, start, len(rows) - 1))
-    finally:
-        csv.field_size_limit(limit)
-    return rows, origins
+    previous = 0
+    while True:
+        start = previous + 1
+        limit = csv.field_size_limit(sys.maxsize)  # a long document in one cell is data, not an error
+        try:
+            record = next(reader, None)
+        except csv.Error as exc:
+            raise RowError(
+                f"the CSV record cannot be read ({exc}); check its quotes.", path=name, line=start
+            ) from None
+        finally:
+            csv.field_size_limit(limit)  # the process-wide limit is the user's: put it back at once
+        previous = reader.line_num
+        if record is None:
+            return
+        if not record:
+            continue
+        if header is None:
+            header = _csv_header(record, name)
+            continue
+        if len(record) == len(header):
+            yield start, dict(zip(header, record, strict=True))
+            continue
+        reason = (
+            f"the record has {len(record)} cells but the header has {len(header)}; every record of a CSV "
+            "file must have one cell per column (quote cells that hold a comma)."
+        )
+        if not skip:
+            raise RowError(reason, path=name, line=start)
+        yield start, UnreadableRow(reason)
 
 
 def _csv_header(record: list[str], name: str) -> list[str]:

@@ -39,6 +39,7 @@ from trl_sft_kit.data.sources import (
     RawRows,
     UnreadableRow,
     _looks_like_path,
+    csv_records,
 )
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset, tokenize_row
 from trl_sft_kit.errors import DataSourceError, RowError
@@ -119,9 +120,13 @@ def _read_file(path: Path, spec: DatasetSpec) -> Iterator[Row]:
     if suffix in (".jsonl", ".txt"):
         yield from _read_lines(path, spec)
         return
+    if suffix == ".csv":  # as the strings written, as sources reads it; not through datasets' pandas
+        for line, row in csv_records(_utf8_lines(path), str(path), skip=spec.on_bad_rows == "skip"):
+            yield f"{path}, line {line}", row
+        return
     import datasets
 
-    builder = {".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
+    builder = {".json": "json", ".parquet": "parquet"}.get(suffix)
     if builder is None:
         raise DataSourceError(
             f"{str(path)!r} is a {suffix or 'suffix-less'} file; the kit streams "
@@ -131,6 +136,19 @@ def _read_file(path: Path, spec: DatasetSpec) -> Iterator[Row]:
     table = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)
     for index, row in enumerate(table):
         yield f"{path}, row {index}", row
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The file's lines with their endings (what the csv module reads), each checked to be UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RowError(
+                    "the line is not UTF-8; re-save the file as UTF-8.", path=str(path), line=number
+                ) from None
+            yield line.removeprefix("\ufeff") if number == 1 else line
 
 
 def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
