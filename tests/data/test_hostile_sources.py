@@ -308,12 +308,15 @@ def test_links_out_of_a_data_folder_are_not_followed_and_are_reported(
     (folder / "sub").mkdir()
     (folder / "sub" / "inner.txt").symlink_to(folder / "a.txt")  # stays inside: read
     (folder / "gone.txt").symlink_to(folder / "missing.txt")
+    (folder / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (folder / "alias").symlink_to(folder / "sub", target_is_directory=True)  # inside: read once, as sub/
     with caplog.at_level("WARNING", logger="trl_sft_kit"):
         raw = _load(folder)
     assert [row["text"] for row in raw.rows] == ["kept line", "kept line"]
     assert not any("root:" in row["text"] for row in raw.rows)
     (note,) = raw.notes
-    assert note.startswith(f"3 files in {folder} not read: ")
+    assert note.startswith(f"4 paths in {folder} not read: ")
+    assert f"{folder / 'more'} is a link to the folder {tmp_path / 'elsewhere'}, outside the folder" in note
     assert (
         f"{folder / 'secrets.txt'} is a link to {tmp_path / 'elsewhere' / 'passwd'}, outside the folder"
         in note
@@ -385,7 +388,7 @@ def test_a_named_pipe_inside_a_folder_is_left_out_and_reported(tmp_path: Path) -
     raw = _in_a_thread(lambda: _load(folder))
     assert len(raw.rows) == 1
     assert raw.notes == (
-        f"1 file in {folder} not read: {folder / 'b.jsonl'} is not a regular file: it is a named pipe (FIFO)",
+        f"1 path in {folder} not read: {folder / 'b.jsonl'} is not a regular file: it is a named pipe (FIFO)",
     )
     streamed = _in_a_thread(lambda: open_stream(DatasetSpec(str(folder), streaming=True)).head(5))
     assert [row for _, row in streamed] == [json.loads(FINE)]

@@ -70,15 +70,23 @@ def data_files(folder: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], lis
 
     Hidden files and folders, and files of other types, are passed over without a word. A data file that
     is a link leaving the folder (``secrets.txt -> /etc/passwd``), a link to nothing, or not a regular file
-    (a named pipe, a device) is left out, named in the sentences, and logged as a warning. Links that stay
-    inside the folder are read; links to folders are not followed.
+    (a named pipe, a device) is left out, named in the sentences, and logged as a warning; so is a link to
+    a folder outside. Links to files that stay inside the folder are read; links to folders are never
+    followed (a folder inside is read where it really is).
     """
     root = folder.resolve()
     files: list[Path] = []
     left_out: list[str] = []
     for path in sorted(folder.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        if hidden or path.suffix.lower() not in suffixes or path.is_dir():
+        if hidden:
+            continue
+        if path.is_dir():
+            target = Path(os.path.realpath(path))
+            if path.is_symlink() and not target.is_relative_to(root):
+                left_out.append(f"{path} is a link to the folder {target}, outside the folder")
+            continue  # a folder inside is walked where it really is
+        if path.suffix.lower() not in suffixes:
             continue
         reason = left_out_reason(path, root)
         if reason is None:
@@ -91,7 +99,7 @@ def data_files(folder: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], lis
 
 
 def left_out_note(folder: Path, left_out: list[str]) -> str:
-    """One sentence for the report and the log: how many files of ``folder`` were not read, and why."""
+    """One sentence for the report and the log: how many paths of ``folder`` were not read, and why."""
     shown = "; ".join(left_out[:5]) + (f"; and {len(left_out) - 5} more" if len(left_out) > 5 else "")
-    count = f"{len(left_out)} file{'s' if len(left_out) > 1 else ''}"
+    count = f"{len(left_out)} path{'s' if len(left_out) > 1 else ''}"
     return f"{count} in {folder} not read: {shown}"
