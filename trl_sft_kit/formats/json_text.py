@@ -38,10 +38,21 @@ class JSONTextError(ValueError):
 
 
 class _NonFinite:
-    """Stands in for ``NaN`` / ``Infinity`` while parsing, so that its place can be found afterwards."""
+    """Stands in for ``NaN`` / ``Infinity`` while parsing, so that its place can be found afterwards.
+
+    ``made`` counts them, so that ``loads`` looks for them only when the text held one (another thread's
+    count can only cause a needless look).
+    """
+
+    made = 0
 
     def __init__(self, name: str) -> None:
         self.name = name
+        _NonFinite.made += 1
+
+
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite)
+"""One decoder for every call: ``json.loads`` with ``parse_constant=`` would build a new one each time."""
 
 
 def dotted(place: tuple[str | int, ...], start: str = "") -> str:
@@ -70,24 +81,17 @@ def loads(text: str) -> Any:
     ...
     trl_sft_kit.formats.json_text.JSONTextError: NaN is not a JSON number; write a finite number or null.
     """
-    found: list[_NonFinite] = []
-
-    def constant(name: str) -> _NonFinite:
-        found.append(_NonFinite(name))
-        return found[-1]
-
+    made = _NonFinite.made
     try:
-        value = json.loads(text, parse_constant=constant)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise JSONTextError(_too_deep(), line=_line_of_problem(text)) from None
-    try:
-        if found or text.count("[") + text.count("{") > MAX_DEPTH:
-            _check(value)
-        if found:  # not reached: _check finds every stand-in
-            raise JSONTextError(f"{found[0].name} is not a JSON number; write a finite number or null.")
-    except JSONTextError as exc:
-        exc.line = _line_of_problem(text)
-        raise
+    if _NonFinite.made != made or text.count("[") + text.count("{") > MAX_DEPTH:
+        try:
+            _check(value)  # finds every stand-in for NaN / Infinity, and levels too deep
+        except JSONTextError as exc:
+            exc.line = _line_of_problem(text)
+            raise
     return value
 
 
