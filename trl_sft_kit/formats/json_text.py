@@ -51,10 +51,6 @@ class _NonFinite:
         _NonFinite.made += 1
 
 
-_DECODER = json.JSONDecoder(parse_constant=_NonFinite)
-"""One decoder for every call: ``json.loads`` with ``parse_constant=`` would build a new one each time."""
-
-
 def dotted(place: tuple[str | int, ...], start: str = "") -> str:
     """A place as a field name: ``dotted(("messages", 1, "weight"))`` is ``'messages[1].weight'``.
 
@@ -83,7 +79,7 @@ def loads(text: str) -> Any:
     """
     made = _NonFinite.made
     try:
-        value = _DECODER.decode(text)
+        value = json.loads(text, parse_constant=_NonFinite)  # no module-level decoder: it cannot be pickled
     except RecursionError:
         raise JSONTextError(_too_deep(), line=_line_of_problem(text)) from None
     if _NonFinite.made != made or text.count("[") + text.count("{") > MAX_DEPTH:
