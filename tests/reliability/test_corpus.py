@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,48 @@ HUGE_WORDS = 5000
 MAX_LENGTH = 64
 
 
+CHAT = [
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+    {"messages": [{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."}]},
+]
+DEEP = 5000  # levels: past the interpreter's recursion limit, where json.loads raises RecursionError
+
+
+def _lines(rows: list[Any]) -> str:
+    return "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows)
+
+
 def _made(name: str, folder: Path) -> Path:
-    """The corpus inputs made at test time: an empty folder, a path that does not exist, a huge row."""
+    """The corpus inputs made at test time: an empty folder, a path that does not exist, a huge row, JSON
+    nested past the recursion limit, links out of a data folder, and named pipes."""
     path = folder / name
     if name == "empty_dir":
         path.mkdir()
+    elif name == "deep_nesting.jsonl":
+        deep = '{"prompt": "Hi", "completion": "Hello", "meta": ' + "[" * DEEP + "]" * DEEP + "}"
+        path.write_text(_lines([CHAT[0], deep]), encoding="utf-8")
+    elif name == "deep_arguments.jsonl":
+        arguments = '{"a": ' * DEEP + "1" + "}" * DEEP
+        call = {"type": "function", "function": {"name": "add", "arguments": arguments}}
+        turns = [
+            {"role": "user", "content": "Add."},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+        ]
+        turns += [{"role": "tool", "content": "1"}, {"role": "assistant", "content": "1."}]
+        path.write_text(_lines([{"messages": turns}]), encoding="utf-8")
+    elif name == "link_outside_dir":  # secrets.jsonl -> a file outside the folder: never read
+        outside = folder / "elsewhere.jsonl"
+        outside.write_text(_lines(CHAT * 3), encoding="utf-8")
+        path.mkdir()
+        (path / "train.jsonl").write_text(_lines(CHAT), encoding="utf-8")
+        (path / "secrets.jsonl").symlink_to(outside)
+        (path / "same.jsonl").symlink_to(path / "train.jsonl")  # a link that stays inside is read
+    elif name == "fifo.jsonl":
+        os.mkfifo(path)
+    elif name == "fifo_in_dir":
+        path.mkdir()
+        (path / "train.jsonl").write_text(_lines(CHAT), encoding="utf-8")
+        os.mkfifo(path / "pipe.jsonl")
     elif name == "huge_row.jsonl":
         huge = " ".join(f"word{n}" for n in range(HUGE_WORDS))
         rows = [
@@ -81,6 +119,8 @@ def test_each_bad_input_gives_its_error_with_file_place_field_and_fix(
         compiled = _run(case, path, model, tmp_path)
         assert isinstance(compiled, Compiled)
         assert compiled.report.rows_kept == case["rows"]
+        if "note" in case:  # what was left out is said in the report
+            assert any(case["note"] in note for note in compiled.report.notes), compiled.report.notes
         if "truncated" in case:  # cut to max_length, and counted, not a crash or a silent loss
             tokens = compiled.tokenization
             assert tokens.rows_truncated == case["truncated"] and tokens.tokens_truncated > MAX_LENGTH

@@ -60,7 +60,7 @@ def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
             rows.append({mapping.get(key, key): value for key, value in row.items()})
         else:
             rows.append(row)
-    return RawRows(raw.name, rows, raw.origins)
+    return attrs.evolve(raw, rows=rows)
 
 
 def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Detection:
@@ -90,7 +90,7 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     kept_rows, media_rows, media_dropped = handle_media(
         raw.rows, spec.media, source=raw.name, where=raw.where
     )
-    raw = RawRows(raw.name, kept_rows, raw.origins)
+    raw = attrs.evolve(raw, rows=kept_rows)
     if raw.rows and not any(isinstance(row, Mapping) for row in raw.rows):
         try:
             _as_object(raw.rows[0])
@@ -131,6 +131,7 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         rows_read=len(raw),
         rows_kept=len(rows),
         skipped=tuple(skipped),
+        notes=raw.notes,
         media_rows=media_rows,
         media_dropped=media_dropped,
     )
@@ -165,7 +166,7 @@ def _check_one_shape(rows: list[dict[str, Any]], kept: list[int], raw: RawRows) 
 def _as_object(row: Any) -> Mapping[str, Any]:
     """The row itself, or a ``RowError`` when it is a line that was not JSON or is not a JSON object."""
     if isinstance(row, UnreadableRow):
-        raise RowError(row.reason)
+        raise RowError(row.reason, field=row.field)
     if not isinstance(row, Mapping):
         raise RowError(f"a row must be a JSON object (got {type(row).__name__}).")
     return row

@@ -1,7 +1,8 @@
 """Whether each training source can be found, told cheaply for ``validate()``: no data is read.
 
-A local path must exist. A hub dataset id is only checked when the hub cannot be reached anyway (offline
-mode, ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``): it must then be in the local cache.
+A local path must exist, as a folder or a regular file (a named pipe is refused, never opened). A hub
+dataset id is only checked when the hub cannot be reached anyway (offline mode, ``HF_HUB_OFFLINE`` or
+``HF_DATASETS_OFFLINE``): it must then be in the local cache.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ def in_local_cache(dataset_id: str) -> bool:
 
 
 def _one(source: object, what: str) -> str | None:
+    from trl_sft_kit.data.file_kinds import not_regular
     from trl_sft_kit.data.sources import _looks_like_path
 
     if not isinstance(source, str):
         return None
     path = Path(source).expanduser()
     if path.exists():
-        return None
+        return not_regular(path)
     if _looks_like_path(source):
         return (
             f"{what} {source!r} does not exist (relative paths are read from {os.getcwd()}). Check the path, "

@@ -1,7 +1,8 @@
 """Reading training data from files, folders, the hub, ``datasets`` objects and in-memory rows.
 
-JSON Lines, JSON and text files are read here, line by line, so that a broken line is reported with its
-file and line number; CSV and Parquet go through ``datasets``. Every source becomes a ``RawRows``: rows in
+JSON Lines, JSON, CSV and text files are read here, line by line, so that a broken line is reported with
+its file and line number; Parquet goes through ``datasets``. CSV cells are read as the strings written (no
+guessed nulls, numbers or index column). Every source becomes a ``RawRows``: rows in
 order, each able to say where it came from. Lines end at a line feed (or CR LF) only: JSON strings may
 hold U+2028 and other separators that ``str.splitlines`` would break on.
 """
@@ -12,13 +13,16 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from trl_sft_kit.data.file_kinds import data_files, left_out_note, left_out_reason, not_regular
 from trl_sft_kit.errors import DataSourceError, RowError
+from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
 
 __all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows"]
@@ -28,12 +32,13 @@ SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
 @attrs.frozen
 class UnreadableRow:
-    """A line that is not valid JSON, kept in its place under ``on_bad_rows="skip"``.
+    """A line that cannot be read as a row, kept in its place under ``on_bad_rows="skip"``.
 
     Conversion reports it as a skipped row with its file and line, so that ``rows_read`` counts it.
     """
 
     reason: str
+    field: str | None = None
 
 
 @attrs.frozen
@@ -47,6 +52,8 @@ class RawRows:
     name: str
     rows: list[Any] = attrs.field(repr=False)
     origins: list[tuple[str, int | None, int]] = attrs.field(repr=False)
+    notes: tuple[str, ...] = ()
+    """What the reading itself found worth saying (files of a folder left out); the report repeats it."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -73,7 +80,8 @@ def load_rows(spec: DatasetSpec) -> RawRows:
     """Read every row of the spec's source.
 
     Raises:
-        DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id.
+        DataSourceError: missing path, empty file or folder, unsupported file type, unreadable hub id, a
+            path that is neither a folder nor a regular file (a named pipe is never opened).
         RowError: a line that is not valid JSON (file and line named; with ``on_bad_rows="skip"`` such a
             line of a JSON Lines file becomes an ``UnreadableRow`` instead), or a file that is not UTF-8.
     """
@@ -83,6 +91,9 @@ def load_rows(spec: DatasetSpec) -> RawRows:
         return RawRows("inline rows", rows, [("inline rows", None, index) for index in range(len(rows))])
     if isinstance(source, str):
         path = Path(source).expanduser()
+        problem = not_regular(path)
+        if problem is not None:
+            raise DataSourceError(problem, path=source)
         if path.is_dir():
             return _read_folder(path, spec)
         if path.is_file():
@@ -122,17 +133,21 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _is_data_file(path: Path, folder: Path) -> bool:
-    """A file of a supported type, not hidden and not inside a hidden folder (``.ipynb_checkpoints``)."""
+    """A file of a supported type, not hidden and not inside a hidden folder (``.ipynb_checkpoints``), that
+    the kit reads: a regular file, or a link to one inside the folder (see ``data_files``)."""
     hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-    return not hidden and path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
+    if hidden or path.suffix.lower() not in SUPPORTED_SUFFIXES or path.is_dir():
+        return False
+    return left_out_reason(path, folder.resolve()) is None
 
 
 def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
-    files = sorted(path for path in folder.rglob("*") if _is_data_file(path, folder))
+    files, left_out = data_files(folder, SUPPORTED_SUFFIXES)
     if not files:
+        unread = f" ({left_out_note(folder, left_out)})" if left_out else ""
         raise DataSourceError(
-            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}); put the data "
-            "there or point .dataset() at a file.",
+            f"folder {str(folder)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}){unread}; put the "
+            "data there or point .dataset() at a file.",
             path=str(folder),
         )
     rows: list[Any] = []
@@ -141,7 +156,8 @@ def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
         part = _read_file(file, spec)
         rows += part.rows
         origins += part.origins
-    return RawRows(str(folder), rows, origins)
+    notes = (left_out_note(folder, left_out),) if left_out else ()
+    return RawRows(str(folder), rows, origins, notes)
 
 
 def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
@@ -154,8 +170,10 @@ def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
         rows, origins = _read_json(path, skip=skip)
     elif suffix == ".txt":
         rows, origins = _read_txt(path, spec.text_field)
-    elif suffix in (".csv", ".parquet"):
-        rows, origins = _read_with_datasets(path, suffix)
+    elif suffix == ".csv":
+        rows, origins = _read_csv(path, skip=skip)
+    elif suffix == ".parquet":
+        rows, origins = _read_parquet(path)
     else:
         raise DataSourceError(
             f"{name!r} is a {suffix or 'suffix-less'} file; the kit reads {', '.join(SUPPORTED_SUFFIXES)}. "
@@ -197,16 +215,21 @@ def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tupl
     for number, line in enumerate(progress(lines, f"reading {path.name}"), start=1):
         if not line.strip():
             continue
+        reason: str | None = None
+        field: str | None = None
         try:
-            row = json.loads(line)
+            row = json_text.loads(line)
         except json.JSONDecodeError as exc:
             reason = (
                 f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
                 "JSON object. Fix or remove the line."
             )
+        except json_text.JSONTextError as exc:
+            reason, field = f"{exc.reason} Fix or remove the line.", json_text.dotted(exc.place) or None
+        if reason is not None:
             if not skip:
-                raise RowError(reason, path=str(path), line=number) from None
-            row = UnreadableRow(reason)
+                raise RowError(reason, path=str(path), line=number, field=field) from None
+            row = UnreadableRow(reason, field)
         rows.append(row)
         origins.append((str(path), number, len(rows) - 1))
     return rows, origins
@@ -217,7 +240,9 @@ def _read_json(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple
     if not text.strip():
         return [], []
     try:
-        data = json.loads(text)
+        data = json_text.loads(text)
+    except json_text.JSONTextError as exc:
+        raise _json_file_error(exc, path) from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             # One object, then another: JSON Lines saved with a .json suffix; read (and report) it as such.
@@ -243,6 +268,17 @@ def _read_json(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple
     return data, [(str(path), None, index) for index in range(len(data))]
 
 
+def _json_file_error(exc: json_text.JSONTextError, path: Path) -> RowError:
+    """The ``RowError`` for a refused value in a ``.json`` file: its row (when in the row list) and field."""
+    place = exc.place
+    if len(place) >= 2 and place[0] in ("data", "rows", "train", "examples") and isinstance(place[1], int):
+        place = place[1:]
+    if place and isinstance(place[0], int):
+        field = json_text.dotted(place[1:]) or None
+        return RowError(exc.reason, path=str(path), row=place[0], line=exc.line, field=field)
+    return RowError(exc.reason, path=str(path), line=exc.line, field=json_text.dotted(place) or None)
+
+
 def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     rows: list[Any] = []
     origins: list[tuple[str, int | None, int]] = []
@@ -253,48 +289,96 @@ def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, i
     return rows, origins
 
 
-def _read_with_datasets(path: Path, suffix: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+def _read_parquet(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     import datasets
 
-    lines = _csv_record_lines(path) if suffix == ".csv" else None
     was_on = datasets.is_progress_bar_enabled()  # restored afterwards: a user who turned them off keeps that
     datasets.disable_progress_bars()
     try:
-        if suffix == ".csv":
-            table = datasets.Dataset.from_csv(str(path), keep_in_memory=True)
-        else:
-            table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+        table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
     except Exception as exc:
-        raise DataSourceError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}", path=str(path)) from exc
+        raise DataSourceError(f"cannot read {str(path)!r} as parquet: {exc}", path=str(path)) from exc
     finally:
         if was_on:
             datasets.enable_progress_bars()
     rows = table.to_list()
-    if lines is None or len(lines) != len(rows):
-        return rows, [(str(path), None, index) for index in range(len(rows))]
-    return rows, [(str(path), line, index) for index, line in enumerate(lines)]
+    return rows, [(str(path), None, index) for index in range(len(rows))]
 
 
-def _csv_record_lines(path: Path) -> list[int] | None:
-    """The line on which each CSV record after the header starts, or ``None`` if that cannot be told.
+def _read_csv(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    for line, row in csv_records(io.StringIO(_read_text(path), newline=""), str(path), skip=skip):
+        rows.append(row)
+        origins.append((str(path), line, len(rows) - 1))
+    return rows, origins
 
-    Quoted fields may span lines and blank lines are skipped, as ``datasets`` (pandas) reads them.
+
+def csv_records(lines: Iterable[str], name: str, *, skip: bool = False) -> Iterator[tuple[int, Any]]:
+    """Every record after the header as a dict of strings, exactly as written, with the line it starts on.
+
+    No cell is guessed at: ``NA``, ``None`` or ``nan`` stay those words, ``2`` stays the string ``"2"`` and
+    an empty cell is ``""``. Quoted cells may span lines; blank lines are passed over; a quote left open
+    or followed by more text in its cell is an error, not a guess. ``lines`` is the file's text (opened
+    with ``newline=""``); ``name`` names it in errors.
 
     Raises:
-        RowError: the file is not UTF-8 (the line of the first bad byte is named).
+        DataSourceError: the header repeats a name or has an empty one.
+        RowError: a record with more or fewer cells than the header (with ``skip``, an ``UnreadableRow``
+            instead), or a record the csv module cannot read.
     """
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    starts: list[int] = []
-    try:
-        previous = 0
-        for record in reader:
-            if record:
-                starts.append(previous + 1)
-            previous = reader.line_num
-    except csv.Error:
-        return None
-    return starts[1:]
+    reader = csv.reader(lines, strict=True)
+    header: list[str] | None = None
+    previous = 0
+    while True:
+        start = previous + 1
+        limit = csv.field_size_limit(sys.maxsize)  # a long document in one cell is data, not an error
+        try:
+            record = next(reader, None)
+        except csv.Error as exc:
+            raise RowError(
+                f"the CSV record cannot be read ({exc}); check its quotes.", path=name, line=start
+            ) from None
+        finally:
+            csv.field_size_limit(limit)  # the process-wide limit is the user's: put it back at once
+        previous = reader.line_num
+        if record is None:
+            return
+        if not record:
+            continue
+        if header is None:
+            header = _csv_header(record, name)
+            continue
+        if len(record) == len(header):
+            yield start, dict(zip(header, record, strict=True))
+            continue
+        reason = (
+            f"the record has {len(record)} cells but the header has {len(header)}; every record of a CSV "
+            "file must have one cell per column (quote cells that hold a comma)."
+        )
+        if not skip:
+            raise RowError(reason, path=name, line=start)
+        yield start, UnreadableRow(reason)
+
+
+def _csv_header(record: list[str], name: str) -> list[str]:
+    """The column names of a CSV header, refused when one is empty or repeated (which cell would it be?)."""
+    seen: dict[str, int] = {}
+    for number, column in enumerate(record, start=1):
+        if not column.strip():
+            raise DataSourceError(
+                f"{name!r}: column {number} of the header has no name; give every column a name in the "
+                "first line (or remove the trailing comma).",
+                path=name,
+            )
+        if column in seen:
+            raise DataSourceError(
+                f"{name!r}: the header names the column {column!r} twice (columns {seen[column]} and "
+                f"{number}); give each column its own name in the first line.",
+                path=name,
+            )
+        seen[column] = number
+    return record
 
 
 def _read_hub(name: str, spec: DatasetSpec) -> RawRows:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from trl_sft_kit.data.file_kinds import data_files, not_regular
 from trl_sft_kit.data.masks import IGNORE_INDEX
 from trl_sft_kit.data.media import handle_streamed_row
 from trl_sft_kit.data.mixture import MixtureReport, SourceShare, combine_reports, combine_tokenization
@@ -38,12 +39,12 @@ from trl_sft_kit.data.sources import (
     SUPPORTED_SUFFIXES,
     RawRows,
     UnreadableRow,
-    _is_data_file,
     _looks_like_path,
+    csv_records,
 )
 from trl_sft_kit.data.tokenize import TokenizationReport, effective_loss, tokenize_dataset, tokenize_row
 from trl_sft_kit.errors import DataSourceError, RowError
-from trl_sft_kit.formats import FormatOptions, RowExcludedError, convert_row, format_registration
+from trl_sft_kit.formats import FormatOptions, RowExcludedError, convert_row, format_registration, json_text
 from trl_sft_kit.specs import InlineRows
 
 if TYPE_CHECKING:
@@ -94,8 +95,11 @@ def open_stream(spec: DatasetSpec) -> RowStream:
         )
     if isinstance(source, str):
         path = Path(source).expanduser()
+        problem = not_regular(path)
+        if problem is not None:
+            raise DataSourceError(problem, path=source)
         if path.is_dir():
-            files = sorted(file for file in path.rglob("*") if _is_data_file(file, path))
+            files, _ = data_files(path, SUPPORTED_SUFFIXES)  # files left out are logged there
             if not files:
                 raise DataSourceError(
                     f"folder {str(path)!r} holds no data files ({', '.join(SUPPORTED_SUFFIXES)}).",
@@ -117,9 +121,13 @@ def _read_file(path: Path, spec: DatasetSpec) -> Iterator[Row]:
     if suffix in (".jsonl", ".txt"):
         yield from _read_lines(path, spec)
         return
+    if suffix == ".csv":  # as the strings written, as sources reads it; not through datasets' pandas
+        for line, row in csv_records(_utf8_lines(path), str(path), skip=spec.on_bad_rows == "skip"):
+            yield f"{path}, line {line}", row
+        return
     import datasets
 
-    builder = {".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
+    builder = {".json": "json", ".parquet": "parquet"}.get(suffix)
     if builder is None:
         raise DataSourceError(
             f"{str(path)!r} is a {suffix or 'suffix-less'} file; the kit streams "
@@ -129,6 +137,19 @@ def _read_file(path: Path, spec: DatasetSpec) -> Iterator[Row]:
     table = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)
     for index, row in enumerate(table):
         yield f"{path}, row {index}", row
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The file's lines with their endings (what the csv module reads), each checked to be UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RowError(
+                    "the line is not UTF-8; re-save the file as UTF-8.", path=str(path), line=number
+                ) from None
+            yield line.removeprefix("\ufeff") if number == 1 else line
 
 
 def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
@@ -151,7 +172,7 @@ def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
                 yield where, {spec.text_field: line}
                 continue
             try:
-                yield where, json.loads(line)
+                yield where, json_text.loads(line)
             except json.JSONDecodeError as exc:
                 reason = (
                     f"not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object."
@@ -159,6 +180,11 @@ def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
                 if spec.on_bad_rows != "skip":
                     raise RowError(reason, path=str(path), line=number) from None
                 yield where, UnreadableRow(reason)
+            except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
+                field = json_text.dotted(exc.place) or None
+                if spec.on_bad_rows != "skip":
+                    raise RowError(exc.reason, path=str(path), line=number, field=field) from None
+                yield where, UnreadableRow(exc.reason, field)
 
 
 def _hub_stream(name: str, spec: DatasetSpec) -> RowStream:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from trl_sft_kit.errors import RowError
+from trl_sft_kit.formats import json_text
 from trl_sft_kit.formats.protocol import FormatMatch, FormatOptions
 
 __all__ = [
@@ -179,16 +181,25 @@ def _arguments(value: Any, field: str) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_text.loads(value)
         except json.JSONDecodeError as exc:
             raise RowError(
                 f"the arguments are not valid JSON ({exc.msg} at column {exc.colno}); they must be a JSON "
                 "object, or a string holding one.",
                 field=field,
             ) from None
+        except json_text.JSONTextError as exc:
+            raise RowError(
+                f"the arguments' JSON text: {exc.reason}", field=json_text.dotted(exc.place, field)
+            ) from None
     if not isinstance(value, Mapping):
         raise RowError(f"the arguments must be a JSON object (got {describe(value)}).", field=field)
-    return copy.deepcopy(dict(value))
+    arguments = copy.deepcopy(dict(value))
+    try:  # arguments read from Parquet or given in memory: no float NaN / Infinity either
+        json_text.check(arguments)
+    except json_text.JSONTextError as exc:
+        raise RowError(exc.reason, field=json_text.dotted(exc.place, field)) from None
+    return arguments
 
 
 def tools_json(value: Any, field: str = "tools") -> str | None:
@@ -202,18 +213,27 @@ def tools_json(value: Any, field: str = "tools") -> str | None:
     parsed = value
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
+            parsed = json_text.loads(value)
         except json.JSONDecodeError as exc:
             raise RowError(
                 f"is not valid JSON ({exc.msg} at column {exc.colno}); give a list of tool schemas, or a "
                 "string holding one.",
                 field=field,
             ) from None
+        except json_text.JSONTextError as exc:
+            raise RowError(f"the JSON text: {exc.reason}", field=json_text.dotted(exc.place, field)) from None
         if parsed == []:
             return None
     if not is_list(parsed) or not all(isinstance(tool, Mapping) for tool in parsed):
         raise RowError(f"must be a list of tool schema objects (got {describe(parsed)}).", field=field)
-    return value if isinstance(value, str) else json.dumps(list(parsed), ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(list(parsed), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or Infinity: JSON has no such number
+        raise RowError(
+            "holds NaN or Infinity, which JSON cannot hold; write finite numbers.", field=field
+        ) from None
 
 
 def normalise_messages(
@@ -288,8 +308,8 @@ def _message(message: Any, where: str, index: int) -> dict[str, Any]:
         out["train"] = message["train"]
     weight = message.get("weight")
     if weight is not None:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise RowError(f"must be a number (got {describe(weight)}).", field=f"{where}.weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise RowError(f"must be a finite number (got {describe(weight)}).", field=f"{where}.weight")
         out["weight"] = weight
     return out
 

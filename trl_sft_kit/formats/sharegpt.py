@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from trl_sft_kit.errors import RowError
+from trl_sft_kit.formats import json_text
 from trl_sft_kit.formats.messages import (
     MALFORMED_SHARE,
     describe,
@@ -146,12 +147,16 @@ def _calls(value: Any, field: str) -> list[dict[str, Any]]:
     """The tool calls of a ``function_call`` turn: a JSON object or list of them, or a string holding it."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_text.loads(value)
         except json.JSONDecodeError as exc:
             raise RowError(
                 f'a function_call turn must hold a JSON call {{"name", "arguments"}} ({exc.msg} at column '
                 f"{exc.colno}).",
                 field=field,
+            ) from None
+        except json_text.JSONTextError as exc:
+            raise RowError(
+                f"the call's JSON text: {exc.reason}", field=json_text.dotted(exc.place, field)
             ) from None
     calls = value if is_list(value) else [value]
     if not calls:
