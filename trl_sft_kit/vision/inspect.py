@@ -36,7 +36,8 @@ def inspect_vision(recipe: SFTRecipe, model_spec: ModelSpec, origin: str, rows: 
         RowError: a bad vision row (file, row, field).
     """
     from trl_sft_kit.data.pipeline import max_length_of
-    from trl_sft_kit.inspection import InspectReport, LengthStats, _render
+    from trl_sft_kit.inspection import InspectReport, LengthStats
+    from trl_sft_kit.inspection.rendering import render_row
 
     refuse_what_vision_cannot_do(recipe)
     (spec,) = recipe.dataset_specs
@@ -48,7 +49,7 @@ def inspect_vision(recipe: SFTRecipe, model_spec: ModelSpec, origin: str, rows: 
     loss = "assistant_only" if recipe.loss_spec.mode == "assistant_only" else "all"
     tokenizer = processor.tokenizer
     shown = tuple(
-        _render(tokenizer, index, None, MaskedTokens(ids, labels), max_length)
+        render_row(tokenizer, index, None, MaskedTokens(ids, labels), max_length)
         for index, (ids, labels) in enumerate(collated[:rows])
     )
     image_id = collator.image_token_id
