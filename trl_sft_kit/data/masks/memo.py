@@ -258,3 +258,9 @@ def _from_skeleton(skeleton: _Skeleton, chat: _Chat, rendered: str) -> list[tupl
         for index, start, end, header, tail in skeleton.pieces
     ]
     return _locate(rendered, skeleton.fill(sentinels), pieces, sentinel_chat.originals)
+
+
+def clear() -> None:
+    """Forget every skeleton and reset the counts (tests start from an empty memo)."""
+    _MEMOS.clear()
+    COUNTS.update(dict.fromkeys(COUNTS, 0))
