@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from trl_sft_kit.data.loss_roles import content_spans
-from trl_sft_kit.data.masks.end_of_turn import _turns_without_end, end_of_turn_trained
 from trl_sft_kit.data.masks import memo
+from trl_sft_kit.data.masks.end_of_turn import _turns_without_end, end_of_turn_trained
 from trl_sft_kit.data.masks.tokens import IGNORE_INDEX, MaskedTokens, TokenSpan
 from trl_sft_kit.errors import DatasetError, RowError
 

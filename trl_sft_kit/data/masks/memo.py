@@ -77,7 +77,7 @@ _MEMOS: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], _Skeleton | 
 
 
 def char_spans(chat: _Chat, rendered: str) -> list[tuple[int, int, int]]:
-    """The spans ``_char_spans`` finds for ``chat`` rendered as ``rendered``, from a skeleton when one fits."""
+    """The spans ``_char_spans`` finds for ``chat`` rendered as ``rendered``; from a skeleton if one fits."""
     slots = _slots(chat.messages) if ENABLED else None
     memo = _memo(chat.tokenizer) if slots is not None else None
     if slots is None or memo is None:

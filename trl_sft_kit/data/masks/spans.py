@@ -165,7 +165,7 @@ def _layout(chat: _Chat, rendered: str) -> tuple[_Chat, str, list[_Piece], bool]
 def _locate(
     rendered: str, sentinel_text: str, pieces: list[_Piece], originals: Mapping[str, str]
 ) -> list[tuple[int, int, int]]:
-    """The spans of ``pieces`` of ``sentinel_text`` in ``rendered``: what lies between the texts around them."""
+    """The spans of ``pieces`` of ``sentinel_text`` in ``rendered``: what lies between the texts around."""
     spans: list[tuple[int, int, int]] = []
     position = 0  # in `rendered`: where the current piece starts
     for number, piece in enumerate(pieces):
@@ -174,9 +174,7 @@ def _locate(
         tail = sentinel_text[previous.end - previous.tail : previous.end] if previous else ""
         found = None
         if previous is not None and not gap and not tail:  # two replies back to back (Gemma 4)
-            found = _after_piece(
-                rendered, sentinel_text[previous.start : previous.end], originals, position
-            )
+            found = _after_piece(rendered, sentinel_text[previous.start : previous.end], originals, position)
         if found is None:
             found = _find_gap(rendered, tail, gap, piece.header, position, first=previous is None)
         if found is None:
