@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from trl_sft_kit.data.loss_roles import content_spans
+from trl_sft_kit.data.masks import memo
 from trl_sft_kit.data.masks.end_of_turn import _turns_without_end, end_of_turn_trained
-from trl_sft_kit.data.masks.spans import _char_spans
 from trl_sft_kit.data.masks.tokens import IGNORE_INDEX, MaskedTokens, TokenSpan
 from trl_sft_kit.errors import DatasetError, RowError
 
@@ -42,7 +42,7 @@ def _render_spans(chat: _Chat, chosen: set[int]) -> tuple[str, list[tuple[int, i
         rendered = chat.render(chat.messages)
     except Exception as exc:  # the template refuses the row (roles, system message, content type, ...)
         raise RowError(f"The chat template cannot render this conversation: {exc}", field="messages") from exc
-    char_spans = _char_spans(chat.with_sentinels(rendered), rendered) if chosen else []
+    char_spans = memo.char_spans(chat, rendered) if chosen else []
     turns = assistant_turns(chat, chosen)
     if chosen != turns:  # system, user or tool messages chosen by loss roles
         char_spans = content_spans(chat.messages, rendered, chosen, char_spans)

@@ -25,6 +25,9 @@ LOSS_KEYS = ("train", "weight")
 
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 
+#: Template renderings made in this process (the memo's tests and benchmark read it).
+COUNTS = {"renderings": 0}
+
 
 def _is_trained(message: Mapping[str, Any]) -> bool:
     return message.get("train") is not False and message.get("weight") != 0
@@ -123,6 +126,7 @@ class _Chat:
         if known is not None:
             return known
         render_jinja = _render_jinja()
+        COUNTS["renderings"] += 1
         if self.resolved is not None and render_jinja is not None and all(type(m) is dict for m in messages):
             # What apply_chat_template(tokenize=False) does for plain dict messages, without converting
             # them again on every call: drop the keys whose value is None, render the resolved template.

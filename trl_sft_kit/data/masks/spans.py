@@ -142,14 +142,30 @@ def _char_spans(chat: _Chat, rendered: str) -> list[tuple[int, int, int]]:
     is the same in ``rendered`` and in the sentinel rendering, and the pieces of ``rendered`` are what
     lies between.
     """
+    chat, sentinel_text, pieces, _ = _layout(chat, rendered)
+    return _locate(rendered, sentinel_text, pieces, chat.originals)
+
+
+def _layout(chat: _Chat, rendered: str) -> tuple[_Chat, str, list[_Piece], bool]:
+    """The sentinel rendering of ``chat`` (with the sentinels anchoring every turn) and its trained pieces:
+    everything the span finder renders. The flag says whether a turn had to be anchored on a forced
+    content sentinel."""
     sentinel_text = chat.render(chat.sentinel_messages)
     unanchored = frozenset(i for i, marks in chat.marks.items() if not any(m in sentinel_text for m in marks))
+    forced_any = False
     if unanchored:  # a tool call the template drops with an empty content: anchor on a string content
+        forced_any = True
         forced = chat.with_sentinels(rendered, force_content=unanchored)
         forced_text = forced.try_render(forced.sentinel_messages)
         if forced_text is not None:
             chat, sentinel_text = forced, forced_text
-    pieces = _pieces(chat, sentinel_text)
+    return chat, sentinel_text, _pieces(chat, sentinel_text), forced_any
+
+
+def _locate(
+    rendered: str, sentinel_text: str, pieces: list[_Piece], originals: Mapping[str, str]
+) -> list[tuple[int, int, int]]:
+    """The spans of ``pieces`` of ``sentinel_text`` in ``rendered``: what lies between the texts around."""
     spans: list[tuple[int, int, int]] = []
     position = 0  # in `rendered`: where the current piece starts
     for number, piece in enumerate(pieces):
@@ -158,9 +174,7 @@ def _char_spans(chat: _Chat, rendered: str) -> list[tuple[int, int, int]]:
         tail = sentinel_text[previous.end - previous.tail : previous.end] if previous else ""
         found = None
         if previous is not None and not gap and not tail:  # two replies back to back (Gemma 4)
-            found = _after_piece(
-                rendered, sentinel_text[previous.start : previous.end], chat.originals, position
-            )
+            found = _after_piece(rendered, sentinel_text[previous.start : previous.end], originals, position)
         if found is None:
             found = _find_gap(rendered, tail, gap, piece.header, position, first=previous is None)
         if found is None:
