@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -71,8 +72,13 @@ AUTO_MIN_BYTES = 1 << 20
 """With ``cache()`` left unset, file sources are cached from this many bytes on (smaller ones are quicker to
 prepare than to load)."""
 
-ENTRY_FORMAT = 1
-"""The layout of an entry; a change makes every older entry a miss."""
+ENTRY_FORMAT = 2
+"""The layout of an entry; a change makes every older entry a miss (2: meta holds the data's digests)."""
+
+PRIVATE_MODE = 0o700
+"""The cache folder and each entry are the user's alone: nobody else can read or plant prepared data."""
+
+_log = logging.getLogger(__name__)
 
 _META = "meta.json"
 _CODE = ("data", "formats", "packing", "tokenizer.py", "specs")
@@ -164,10 +170,13 @@ def lookup(
         return CacheEntry(CacheStatus("off", str(exc)))
     folder = root / key
     if broken:
-        status = CacheStatus("miss", "the entry could not be read", key, str(folder))
+        status = CacheStatus("miss", "the entry failed its checks or could not be read", key, str(folder))
         return CacheEntry(status, folder, replace=True)
     if (folder / _META).is_file():
         return CacheEntry(CacheStatus("hit", "prepared data reused", key, str(folder)), folder)
+    if folder.exists():  # a folder without its meta is no entry: prepared again and put in its place
+        status = CacheStatus("miss", "the entry is incomplete (no meta.json)", key, str(folder))
+        return CacheEntry(status, folder, replace=True)
     return CacheEntry(
         CacheStatus("miss", "no entry for this data, recipe and tokenizer", key, str(folder)), folder
     )
@@ -390,7 +399,12 @@ def _digest(parts: Mapping[str, Any]) -> str:
 
 
 def load(entry: CacheEntry) -> PreparedData | None:
-    """The prepared data of a hit, or None when the entry cannot be read (it is then prepared again)."""
+    """The prepared data of a hit, or None when the entry cannot be trusted (it is then prepared again).
+
+    The entry is checked before it is used: every data file it was stored with is there, with the SHA-256
+    recorded at store time and no file added, and the datasets read back have the columns and row counts
+    recorded. Any difference is logged as a warning naming the entry and what differed.
+    """
     from datasets import load_from_disk
 
     from trl_sft_kit.data.pipeline import PreparedData
@@ -400,11 +414,26 @@ def load(entry: CacheEntry) -> PreparedData | None:
         return None
     try:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-        if meta.get("entry_format") != ENTRY_FORMAT:
-            return None
+    except (OSError, ValueError) as exc:
+        _untrusted(folder, f"its meta.json cannot be read ({exc})")
+        return None
+    if not isinstance(meta, dict) or meta.get("entry_format") != ENTRY_FORMAT:
+        _untrusted(folder, "it was written by another version of the kit", quiet=True)
+        return None
+    problem = _file_problem(folder, meta.get("files"))
+    if problem is not None:
+        _untrusted(folder, problem)
+        return None
+    try:
         with _quiet():
             dataset = load_from_disk(str(folder / "train"))
             eval_dataset = load_from_disk(str(folder / "eval")) if meta.get("has_eval") else None
+        problem = _shape_problem("train", dataset, meta.get("train_shape")) or (
+            _shape_problem("eval", eval_dataset, meta.get("eval_shape")) if eval_dataset is not None else None
+        )
+        if problem is not None:
+            _untrusted(folder, problem)
+            return None
         return PreparedData(
             dataset,
             [],
@@ -418,8 +447,69 @@ def load(entry: CacheEntry) -> PreparedData | None:
             mixture=_optional(_mixture, meta.get("mixture")),
             cache=entry.status,
         )
-    except Exception:  # a damaged or foreign entry is prepared again, never trusted
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # pyarrow's errors are ValueErrors
+        _untrusted(folder, f"it cannot be read back ({type(exc).__name__}: {exc})")
         return None
+
+
+def _untrusted(folder: Path, why: str, *, quiet: bool = False) -> None:
+    """Log why the entry at ``folder`` is not used; the caller prepares the data again and replaces it."""
+    (_log.info if quiet else _log.warning)(
+        "preprocessing cache: the entry %s is not used, because %s; the data is prepared again and the "
+        "entry replaced.",
+        folder,
+        why,
+    )
+
+
+def _entry_files(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of an entry's datasets (``train/``, ``eval/``), by path relative to it."""
+    digests = {}
+    for part in ("train", "eval"):
+        for path in sorted((folder / part).rglob("*")):
+            if path.is_file():
+                digests[path.relative_to(folder).as_posix()] = _file_sha256(path)
+    return digests
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_problem(folder: Path, recorded: Any) -> str | None:
+    """What differs between the entry's files and the digests recorded when it was stored, or None."""
+    if not isinstance(recorded, dict) or not recorded:
+        return "its meta.json records no digests of its data"
+    found = _entry_files(folder)
+    missing = sorted(set(recorded) - set(found))
+    added = sorted(set(found) - set(recorded))
+    changed = sorted(name for name in set(recorded) & set(found) if recorded[name] != found[name])
+    for what, names in (("missing", missing), ("not written by the kit", added), ("changed", changed)):
+        if names:
+            return f"its data file {names[0]} is {what}" + (
+                f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            )
+    return None
+
+
+def _shape(dataset: Any) -> dict[str, Any]:
+    return {"columns": list(dataset.column_names), "rows": len(dataset)}
+
+
+def _shape_problem(part: str, dataset: Any, recorded: Any) -> str | None:
+    """What differs between a dataset read back and the columns and rows recorded for it, or None."""
+    if not isinstance(recorded, dict):
+        return f"its meta.json records no columns or row count for {part}"
+    shape = _shape(dataset)
+    if shape["columns"] != recorded.get("columns"):
+        return f"its {part} data has the columns {shape['columns']}, not {recorded.get('columns')}"
+    if shape["rows"] != recorded.get("rows"):
+        return f"its {part} data has {shape['rows']} rows, not {recorded.get('rows')}"
+    return None
 
 
 def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
@@ -433,7 +523,9 @@ def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
         return entry.status
     staging = folder.parent / f".tmp-{uuid.uuid4().hex}"
     try:
-        staging.mkdir(parents=True)
+        _private_folder(folder.parent)
+        staging.mkdir(mode=PRIVATE_MODE)
+        os.chmod(staging, PRIVATE_MODE)  # whatever the umask
         with _quiet():
             data.dataset.save_to_disk(str(staging / "train"))
             if data.eval_dataset is not None:
@@ -448,6 +540,9 @@ def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
             "eval_tokenization": _asdict(data.eval_tokenization),
             "eval_packing": _asdict(data.eval_packing),
             "mixture": _asdict(data.mixture),
+            "files": _entry_files(staging),
+            "train_shape": _shape(data.dataset),
+            "eval_shape": _shape(data.eval_dataset) if data.eval_dataset is not None else None,
         }
         (staging / _META).write_text(json.dumps(meta, ensure_ascii=False, default=str), encoding="utf-8")
         if folder.exists():
@@ -463,6 +558,13 @@ def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return attrs.evolve(entry.status, state="miss", reason=f"prepared; could not be stored ({exc})")
+
+
+def _private_folder(root: Path) -> None:
+    """Create the cache folder as the user's alone (``PRIVATE_MODE``), and make an existing one so."""
+    root.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+    if root.stat().st_mode & 0o777 != PRIVATE_MODE:
+        os.chmod(root, PRIVATE_MODE)
 
 
 @contextlib.contextmanager
