@@ -52,7 +52,7 @@ from trl_sft_kit.checkpoint_record import (
 )
 from trl_sft_kit.errors import OutputExistsError, RecipeError, ResumeError
 from trl_sft_kit.run_lock import LOCK_FILE, check_unlocked
-from trl_sft_kit.specs import DatasetSpec, InlineRows, ModelSpec
+from trl_sft_kit.specs import DatasetSpec, ModelSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
@@ -332,7 +332,11 @@ def interrupted_message(output_dir: Path, step: int) -> str:
 # ------------------------------------------------------------------------------------------ fingerprint
 
 
-def data_fingerprint(dataset: Dataset | IterableDataset, specs: Iterable[DatasetSpec] = ()) -> dict[str, Any]:
+def data_fingerprint(
+    dataset: Dataset | IterableDataset,
+    specs: Iterable[DatasetSpec] = (),
+    read: Iterable[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A fingerprint of the data a run trains on: what two runs must share to train on the same thing.
 
     ``sha256`` covers every column of the trainer's dataset (``input_ids``, ``labels``, ``seq_lengths``
@@ -340,14 +344,18 @@ def data_fingerprint(dataset: Dataset | IterableDataset, specs: Iterable[Dataset
     row, its tokens, its loss mask, truncation, packing, mixing or the order of rows changes it. A streamed
     dataset is not read ahead to be hashed: its ``sha256`` is None. ``sources`` names each source (the
     ``dataset()`` one first, then those of ``mix()``) with its own SHA-256: a file's bytes, a folder's files
-    one by one, inline rows as canonical JSON, a ``datasets.Dataset``'s own fingerprint.
+    one by one, inline rows as canonical JSON, a ``datasets.Dataset``'s own fingerprint. ``read`` gives
+    those taken when the data stage read the sources (``PreparedData.sources``); they are recorded as they
+    are, so a file changed after ``compile()`` does not put its new digest beside the old rows.
 
     Returns:
         ``{"sha256", "rows", "tokens", "sources": [...]}`` (plain data, for ``run.json``).
     """
     import datasets
 
-    sources = [_source_fingerprint(spec) for spec in specs]
+    from trl_sft_kit.data.provenance import source_fingerprints
+
+    sources = list(read if read is not None else source_fingerprints(specs))
     if not isinstance(dataset, datasets.Dataset):
         return {"sha256": None, "rows": None, "tokens": None, "streamed": True, "sources": sources}
     import numpy as np
@@ -377,47 +385,6 @@ def data_fingerprint(dataset: Dataset | IterableDataset, specs: Iterable[Dataset
             else:
                 digest.update(json.dumps(values.to_pylist(), default=str).encode())
     return {"sha256": digest.hexdigest(), "rows": rows, "tokens": tokens, "sources": sources}
-
-
-def _source_fingerprint(spec: DatasetSpec) -> dict[str, Any]:
-    source = spec.source
-    if isinstance(source, InlineRows):
-        text = json.dumps(source.to_list(), sort_keys=True, ensure_ascii=False, default=str)
-        return {"kind": "inline rows", "sha256": hashlib.sha256(text.encode()).hexdigest()}
-    if isinstance(source, str):
-        path = Path(source).expanduser()
-        if path.is_file() and spec.streaming:  # read as a stream because it is big: not read twice
-            return {"kind": "file", "path": str(path), "sha256": None, "bytes": path.stat().st_size}
-        if path.is_file():
-            return {"kind": "file", "path": str(path), "sha256": _file_sha256(path)}
-        if path.is_dir() and not spec.streaming:
-            from trl_sft_kit.data.sources import SUPPORTED_SUFFIXES
-
-            files = sorted(
-                file
-                for file in path.rglob("*")
-                if file.is_file()
-                and file.suffix.lower() in SUPPORTED_SUFFIXES
-                and not any(part.startswith(".") for part in file.relative_to(path).parts)
-            )
-            return {
-                "kind": "folder",
-                "path": str(path),
-                "files": {file.relative_to(path).as_posix(): _file_sha256(file) for file in files},
-            }
-        if path.is_dir():  # streamed
-            return {"kind": "folder", "path": str(path), "files": None}
-        return {"kind": "hub", "id": source, "split": spec.split}
-    own = getattr(source, "_fingerprint", None)  # a datasets.Dataset knows its own
-    return {"kind": type(source).__name__, "fingerprint": own if isinstance(own, str) else None}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ during training

@@ -86,7 +86,8 @@ class Compiled:
         model_path, data_paths = runs.guarded_paths(resolve_model(self.recipe)[0], self.recipe.dataset_specs)
         guard: dict[str, Any] = {"model": model_path, "data": data_paths}
         runs.check_output_dir(output_dir, resume=resume, overwrite=overwrite, **guard)
-        fingerprint = runs.data_fingerprint(self.trainer.train_dataset, self.recipe.dataset_specs)
+        read = self.data.sources if self.data is not None and self.data.sources else None
+        fingerprint = runs.data_fingerprint(self.trainer.train_dataset, self.recipe.dataset_specs, read)
         seeds = {"seed": self.config.seed, "data_seed": self.config.data_seed}
         lora = thaw(attrs.asdict(self.recipe.lora_spec)) if self.recipe.lora_spec is not None else None
         shared = resume_fields(self.config, self.model_name, lora)

@@ -84,6 +84,7 @@ class PreparedData:
         mixture: each source's rows, rows taken, share and evaluation rows, for a mixture or with ``eval=``.
         cache: whether the preprocessing cache was used, and where (None when it was not consulted).
         streamed: whether ``dataset`` is read while training.
+        sources: each source's fingerprint as it was read.
     """
 
     dataset: Dataset | IterableDataset = attrs.field(repr=False)
@@ -98,6 +99,9 @@ class PreparedData:
     mixture: MixtureReport | None = None
     cache: CacheStatus | None = None
     streamed: bool = False
+    sources: tuple[dict[str, Any], ...] = ()
+    """Each source's SHA-256 (``data.provenance``), taken before the sources were read and checked again
+    after: what ``run.json`` records."""
 
     def summary(self) -> str:
         """What the data became: format, rows, tokens carrying loss, truncation, packing, eval and cache."""
@@ -158,10 +162,22 @@ def prepare_training_data(
         RecipeError: the data does not suit the recipe (loss mode, missing chat template, an evaluation
             hold-out that leaves nothing to train on).
     """
+    from trl_sft_kit.data.provenance import check_unchanged, source_fingerprints
+
     settings = settings_of(settings)
     specs = settings.dataset_specs
     if not specs:
         raise RecipeError("no training data: add .dataset(path_or_rows).")
+    before = source_fingerprints(specs)  # the cache key and the rows read must be of these bytes
+    data = _prepare_sources(settings, tokenizer, use_cache=use_cache)
+    check_unchanged(before, source_fingerprints(specs))
+    return attrs.evolve(data, sources=before)
+
+
+def _prepare_sources(
+    settings: DataSettings, tokenizer: PreTrainedTokenizerBase, *, use_cache: bool
+) -> PreparedData:
+    specs = settings.dataset_specs
     if any(spec.streaming for spec in specs):
         from trl_sft_kit.data.streaming import prepare_streamed_data
 
