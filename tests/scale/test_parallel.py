@@ -105,9 +105,11 @@ def test_a_row_error_from_a_worker_names_file_line_and_field(small_shards: None,
                 canonical="prompt_completion",
                 loss="completion_only",
                 row_label=lambda at: f"data.jsonl, line {at + 1}",
+                row_where=lambda at: {"path": "data.jsonl", "line": at + 1, "row": at},
                 num_proc=n,
             )
-        assert caught.value.path == "data.jsonl, line 24" and caught.value.field == "completion"
+        error = caught.value  # its attributes name the place its message names
+        assert (error.path, error.line, error.row, error.field) == ("data.jsonl", 24, 23, "completion")
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
     assert messages[0].startswith("data.jsonl, line 24, field 'completion': 'prompt' and 'completion' must")

@@ -213,6 +213,10 @@ class _Converted:
         """``file.jsonl, line 12`` for the ``index``-th converted row."""
         return self.raw.full_label(self.prepared.kept[index])
 
+    def where(self, index: int) -> dict[str, Any]:
+        """``RowError``'s path, row and line for the ``index``-th converted row."""
+        return self.raw.where(self.prepared.kept[index])
+
 
 def _convert(spec: DatasetSpec, settings: DataSettings, tokenizer: PreTrainedTokenizerBase) -> _Converted:
     raw = load_rows(spec)
@@ -338,7 +342,7 @@ def _tokenize_source(
     rows = source.prepared.rows
     keep = list(range(len(rows)))
     eval_rows: list[dict[str, Any]] = []
-    eval_label: Callable[[int], str] = source.label
+    eval_index: Callable[[int], int] = _same
     eval_from: _Converted | None = None
     if spec.holds_out:
         train_at, eval_at = hold_out(
@@ -347,12 +351,11 @@ def _tokenize_source(
         keep = train_at.tolist()
         held = eval_at.tolist()
         eval_rows = [rows[at] for at in held]
-        eval_label = lambda at: source.label(held[at])  # noqa: E731
+        eval_index = held.__getitem__
     elif spec.eval is not None:
         eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
         eval_from = _convert(eval_spec, settings, tokenizer)
         eval_rows = eval_from.prepared.rows
-        eval_label = eval_from.label
     train_rows = [rows[at] for at in keep] if len(keep) != len(rows) else rows
     train, tokenization = _tokenize(
         train_rows,
@@ -360,13 +363,13 @@ def _tokenize_source(
         settings,
         source,
         truncate=packer is None,
-        label=lambda at: source.label(keep[at]),
+        index=keep.__getitem__,
     )
     part = _Part(source, train_rows, train, tokenization)
     if eval_rows:
         kind = eval_from if eval_from is not None else source
         evaluated, eval_tokenization = _tokenize(
-            eval_rows, tokenizer, settings, kind, truncate=not pack_eval, label=eval_label
+            eval_rows, tokenizer, settings, kind, truncate=not pack_eval, index=eval_index
         )
         part = attrs.evolve(
             part,
@@ -384,8 +387,9 @@ def _tokenize(
     source: _Converted,
     *,
     truncate: bool,
-    label: Callable[[int], str],
+    index: Callable[[int], int],
 ) -> tuple[Dataset, TokenizationReport]:
+    """Tokenize ``rows``; row ``i`` is ``source``'s converted row ``index(i)`` (for errors and reports)."""
     return tokenize_dataset(
         rows,
         tokenizer,
@@ -396,7 +400,8 @@ def _tokenize(
         max_length=max_length_of(settings),
         truncate=truncate,
         on_bad_rows=source.on_bad_rows,
-        row_label=label,
+        row_label=lambda at: source.label(index(at)),
+        row_where=lambda at: source.where(index(at)),
         source=source.report.source,
         num_proc=num_proc_of(settings),
         special_tokens_in_text=source.special_tokens_in_text,
@@ -514,3 +519,7 @@ def check_data(
         )
     if problems:
         raise RecipeError(" ".join(problems), problems=tuple(problems))
+
+
+def _same(index: int) -> int:
+    return index

@@ -241,6 +241,7 @@ def prepare_streamed_data(
         PreparedData,
         _convert,
         _pack,
+        _same,
         _tokenize,
         data_seed,
         max_length_of,
@@ -314,6 +315,7 @@ def prepare_streamed_data(
                 truncate=not pack_eval,
                 on_bad_rows=spec.on_bad_rows,
                 row_label=functools.partial(_label, raw, prepared.kept),
+                row_where=functools.partial(_where, raw, prepared.kept),
                 special_tokens_in_text=spec.special_tokens_in_text,
             )
             eval_parts.append(held)
@@ -329,7 +331,7 @@ def prepare_streamed_data(
                 settings,
                 converted,
                 truncate=not pack_eval,
-                label=converted.label,
+                index=_same,
             )
             eval_parts.append(held)
             eval_counts.append((len(held[0]), converted.report.source))
@@ -544,3 +546,7 @@ def _iterable(generate: _Generator, columns: list[str]) -> IterableDataset:
 
     features = datasets.Features({name: datasets.List(datasets.Value("int64")) for name in columns})
     return datasets.IterableDataset.from_generator(generate, features=features)
+
+
+def _where(raw: RawRows, kept: list[int], index: int) -> dict[str, Any]:
+    return raw.where(kept[index])

@@ -203,6 +203,8 @@ class _Job:
     row_label: Callable[[int], str]
     roles: Sequence[str] = ("assistant",)
     checks: TextChecks | None = None
+    row_where: Callable[[int], dict[str, Any]] | None = None
+    """``RowError``'s path, row and line of row ``i``; without it, errors name the row's index."""
 
     def __call__(self, start: int, end: int) -> _Shard:
         """Tokenize rows ``[start, end)`` into flat token arrays; stop at the first bad row (``error``)."""
@@ -213,7 +215,7 @@ class _Job:
         skipped: list[SkippedRow] = []
         counts = dict(_COUNTS)
         special_rows: list[str] = []
-        failure: tuple[str, str | None, str] | Exception | None = None
+        failure: tuple[str, str | None, dict[str, Any]] | Exception | None = None
         for batch_start in range(start, end, BATCH_ROWS):
             batch_end = min(batch_start + BATCH_ROWS, end)
             batch, checked = self._checked(batch_start, batch_end)
@@ -238,7 +240,8 @@ class _Job:
                     if self.on_bad_rows == "skip":
                         skipped.append(SkippedRow(self.row_label(at), masked.field, masked.reason))
                         continue
-                    failure = (masked.reason, masked.field, self.row_label(at))
+                    where = self.row_where(at) if self.row_where is not None else {"row": at}
+                    failure = (masked.reason, masked.field, where)
                     break
                 if isinstance(masked, Exception):
                     failure = masked
@@ -310,7 +313,7 @@ class _Shard:
     lengths: Any
     counts: dict[str, int]
     skipped: tuple[SkippedRow, ...]
-    failure: tuple[str, str | None, str] | Exception | None
+    failure: tuple[str, str | None, dict[str, Any]] | Exception | None
     special_rows: tuple[str, ...] = ()
 
     def table(self) -> Any:
@@ -339,6 +342,7 @@ def tokenize_dataset(
     truncate: bool = True,
     on_bad_rows: str = "error",
     row_label: Callable[[int], str] = lambda index: f"row {index}",
+    row_where: Callable[[int], dict[str, Any]] | None = None,
     source: str = "the dataset",
     num_proc: int | None = None,
     special_tokens_in_text: str = "warn",
@@ -360,7 +364,9 @@ def tokenize_dataset(
         max_length: the longest row; ``None`` for no limit.
         truncate: cut rows to ``max_length`` here (off when a packer handles long rows).
         on_bad_rows: ``error`` or ``skip`` rows the template cannot render.
-        row_label: names row ``i`` in errors (``file.jsonl, line 12``).
+        row_label: names row ``i`` in reports (``file.jsonl, line 12``).
+        row_where: ``RowError``'s ``path``, ``row`` and ``line`` of row ``i``, so that an error's
+            attributes and its message name the same place (without it: the row's index).
         source: names the source in a dataset-level error.
         num_proc: worker processes (``resolve_num_proc``: ``$TRL_SFT_KIT_NUM_PROC`` or the cores when
             None; 1 works in this process).
@@ -390,6 +396,7 @@ def tokenize_dataset(
         row_label,
         roles,
         TextChecks.of(tokenizer, special_tokens_in_text, max_length, truncate),
+        row_where,
     )
     tables = []
     spool = ArrowSpool() if spools_to_disk(len(dataset)) else None
@@ -405,8 +412,8 @@ def tokenize_dataset(
             if isinstance(shard.failure, Exception):
                 raise shard.failure
             if shard.failure is not None:
-                reason, field, path = shard.failure
-                raise RowError(reason, field=field, path=path) from None
+                reason, field, where = shard.failure
+                raise RowError(reason, field=field, **where) from None
             table = shard.table()
             rows_out += table.num_rows
             if spool is not None:
