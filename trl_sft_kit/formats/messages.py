@@ -339,6 +339,8 @@ class MessagesFormat:
         """A ``messages`` list whose items have a ``role``; weakly, any ``messages`` field."""
         if "messages" not in row:
             return FormatMatch.no("no 'messages' field")
+        if isinstance(row.get("label"), bool):  # LLaMA-Factory's KTO layout: preference data
+            return FormatMatch.no("has a true/false 'label' beside 'messages': KTO preference data")
         value = row["messages"]
         if is_list(value) and value and all(isinstance(m, Mapping) and "role" in m for m in value):
             return FormatMatch.yes(1.0, "'messages' is a list of {role, content} objects")

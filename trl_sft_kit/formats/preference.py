@@ -10,8 +10,10 @@ Preference data is not SFT data, so ``format="auto"`` refuses it (see ``auto_ref
   boundary, as TRL's ``extract_prompt`` does.
 - LLaMA-Factory's ShareGPT pairs (``conversations`` with ``chosen`` and ``rejected`` turns, ``{from,
   value}``): the conversation is the prompt and the chosen turn the completion.
-- KTO rows (``prompt``, ``completion``, ``label``): a row labelled ``true`` is a prompt-completion row; one
-  labelled ``false`` is left out with ``RowExcludedError``, which the report counts as skipped.
+- KTO rows (``prompt``, ``completion``, ``label``), and LLaMA-Factory's KTO layout (a ``messages`` or ShareGPT
+  ``conversations`` list beside a ``label``, as its ``kto_en_demo.json``): a row labelled ``true`` is a
+  prompt-completion row (a conversation's last answer is the completion); one labelled ``false`` is left
+  out with ``RowExcludedError``, which the report counts as skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def _is_kto(row: Mapping[str, Any]) -> bool:
     return "prompt" in row and "completion" in row and isinstance(row.get("label"), bool)
 
 
+def _is_labelled_conversation(row: Mapping[str, Any]) -> bool:
+    """LLaMA-Factory's KTO layout: a conversation (``messages`` or ShareGPT ``conversations``) and a label."""
+    return ("messages" in row or "conversations" in row) and "chosen" not in row and "label" in row
+
+
 @attrs.frozen
 class PreferenceChosenFormat:
     """Preference pairs and KTO rows, converted to prompt-completion rows of the chosen answers."""
@@ -42,9 +49,11 @@ class PreferenceChosenFormat:
     name: str = PREFERENCE_FORMAT
     canonical: str = "prompt_completion"
     auto_refusal: str = (
-        "it is preference data, not SFT data. Train it with a preference trainer (TRL's DPOTrainer or "
-        f"KTOTrainer), or pass .dataset(..., format={PREFERENCE_FORMAT!r}) to fine-tune on the chosen "
-        "answers only (KTO rows labelled false are then left out and counted)."
+        "it is preference data, not SFT data (in KTO data, 'label' marks each answer desirable (true) or "
+        "undesirable (false): training every row would teach the undesirable answers too). Train it with a "
+        "preference trainer (TRL's DPOTrainer or KTOTrainer), or pass "
+        f".dataset(..., format={PREFERENCE_FORMAT!r}) to fine-tune on the chosen answers only (KTO rows "
+        "labelled false are then left out and counted)."
     )
 
     def match(self, row: Mapping[str, Any], options: FormatOptions) -> FormatMatch:
@@ -57,6 +66,11 @@ class PreferenceChosenFormat:
             return FormatMatch.yes(1.0, "has 'chosen' and 'rejected' fields (preference pairs)")
         if _is_kto(row):
             return FormatMatch.yes(0.95, "has 'prompt', 'completion' and a true/false 'label' (KTO data)")
+        if _is_labelled_conversation(row) and isinstance(row["label"], bool):
+            return FormatMatch.yes(
+                0.95,
+                "has a conversation and a true/false 'label' (KTO data: desirable or undesirable answers)",
+            )
         return FormatMatch.no(
             "needs 'chosen' and 'rejected', or 'prompt', 'completion' and a true/false 'label'"
         )
@@ -65,7 +79,8 @@ class PreferenceChosenFormat:
         """The prompt and the chosen answer; a KTO row labelled false raises ``RowExcludedError``."""
         if "chosen" in row:
             return _chosen(row)
-        if "label" in row and "prompt" in row and "completion" in row:
+        labelled = _is_labelled_conversation(row)
+        if "label" in row and (labelled or ("prompt" in row and "completion" in row)):
             label = row["label"]
             if not isinstance(label, bool):
                 raise RowError(f"a KTO label must be true or false (got {describe(label)}).", field="label")
@@ -74,11 +89,31 @@ class PreferenceChosenFormat:
                     "the KTO label is false: an undesirable answer, left out of SFT on chosen answers.",
                     field="label",
                 )
-            return prompt_completion_row(row)
+            return _labelled_conversation(row) if labelled else prompt_completion_row(row)
         raise RowError(
             "is neither a preference pair ('chosen', 'rejected') nor a KTO row "
             "('prompt', 'completion', 'label')."
         )
+
+
+def _labelled_conversation(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A KTO conversation labelled true: the turns before its last answer are the prompt, that answer the
+    completion (so that only the labelled answer carries loss)."""
+    if "messages" in row:
+        messages = normalise_messages(row["messages"], "messages")
+    else:
+        from trl_sft_kit.formats.sharegpt import sharegpt_messages
+
+        messages = sharegpt_messages(row["conversations"], "conversations")
+        if isinstance(row.get("system"), str) and row["system"].strip() and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": row["system"]})
+    if messages[-1]["role"] != "assistant":
+        field = "messages" if "messages" in row else "conversations"
+        raise RowError("a KTO conversation must end with the labelled assistant answer.", field=field)
+    asked = max((i for i, m in enumerate(messages) if m["role"] != "assistant"), default=-1)
+    if asked < 0:
+        raise RowError("the KTO conversation has no prompt before its answer.", field="messages")
+    return {"prompt": messages[: asked + 1], "completion": messages[asked + 1 :]}
 
 
 def _sharegpt_pair(row: Mapping[str, Any]) -> dict[str, Any]:

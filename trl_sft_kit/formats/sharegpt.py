@@ -69,6 +69,8 @@ class ShareGPTFormat:
             return FormatMatch.no("no 'conversations' field")
         if "chosen" in row and "rejected" in row:  # LLaMA-Factory's ShareGPT preference (DPO) layout
             return FormatMatch.no("has 'chosen' and 'rejected' beside 'conversations': preference data")
+        if isinstance(row.get("label"), bool):  # LLaMA-Factory's KTO layout
+            return FormatMatch.no("has a true/false 'label' beside 'conversations': KTO preference data")
         value = row["conversations"]
         if (
             is_list(value)
