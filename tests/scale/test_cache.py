@@ -109,8 +109,10 @@ def test_the_data_part_of_the_recipe_is_in_the_key_and_the_rest_is_not(
         recipe.mix(recipe.dataset_specs[0].source, count=3),
     ):
         assert state(prepare(changed, tokenizer_of())) == "miss"
-    real = cache._version
-    monkeypatch.setattr(cache, "_version", lambda name: "99.0" if name == "trl-sft-kit" else real(name))
+    from trl_sft_kit.data import cache_key
+
+    real = cache_key._version
+    monkeypatch.setattr(cache_key, "_version", lambda name: "99.0" if name == "trl-sft-kit" else real(name))
     assert state(prepare(recipe, tokenizer_of())) == "miss"  # another version of the kit
 
 
