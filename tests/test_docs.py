@@ -65,7 +65,10 @@ def test_every_public_name_has_a_docstring(name: str) -> None:
     if not isinstance(obj, type):
         return
     undocumented = []
-    for attribute, member in vars(obj).items():
+    # the class's own members and those it inherits from the kit's classes (SFTRecipe's builder groups)
+    kit_classes = [cls for cls in obj.__mro__ if cls.__module__.startswith("trl_sft_kit")]
+    members = {name: member for cls in reversed(kit_classes) for name, member in vars(cls).items()}
+    for attribute, member in members.items():
         if attribute.startswith("_"):
             continue
         function = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
