@@ -9,7 +9,8 @@ import yaml
 from huggingface_hub import ModelCard
 
 from trl_sft_kit import SFTRecipe
-from trl_sft_kit.card import _hub_datasets, is_hub_id, render_card
+from trl_sft_kit.card import is_hub_id, render_card
+from trl_sft_kit.card.record import _hub_datasets
 from trl_sft_kit.data.sources import is_hub_id as source_is_hub_id
 
 

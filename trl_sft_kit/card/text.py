@@ -1,273 +1,24 @@
-"""The files every output folder gets: a model card (``README.md``), ``recipe.yaml`` and ``run.json``.
+"""The model card: the ``README.md`` text rendered from a run record (``run.json``) alone.
 
-``run.json`` is the record of the run as plain data: the base model, metrics, losses, steps, what the data
-became (format, row counts, tokens carrying loss, packing), the data fingerprint (``data_fingerprint``: a
-SHA-256 of the tokens and labels trained on and of the source files), the adapter and quantization settings
-and the library versions. The model card is rendered from that record alone (``render_card``), so a merged
-copy of the model gets its card from the same data. ``load_result`` reads the record back.
-
-Nothing here imports torch, transformers, TRL or datasets.
+The front matter is ``huggingface_hub``'s ``ModelCardData`` (the Hub's own schema); then the base model,
+the training data, loss, packing, adapter and quantization, training settings, final metrics, how to use
+the model, the recipe and the framework versions.
 """
 
 from __future__ import annotations
 
-import datetime
-import enum
-import json
-import platform
-import warnings
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trl_sft_kit.errors import SFTKitError
-from trl_sft_kit.specs import spec_to_dict, thaw
+from trl_sft_kit.card.record import is_hub_id
 
-if TYPE_CHECKING:
-    from trl_sft_kit.compile import Compiled
-    from trl_sft_kit.recipe import SFTRecipe
-    from trl_sft_kit.result import TrainResult
-
-__all__ = [
-    "CARD_FILE",
-    "RECIPE_FILE",
-    "RUN_FILE",
-    "library_versions",
-    "read_run_info",
-    "render_card",
-    "run_info",
-    "write_card",
-    "write_run_files",
-]
-
-CARD_FILE = "README.md"
-RECIPE_FILE = "recipe.yaml"
-RUN_FILE = "run.json"
-RUN_FORMAT = 1
-"""Version of the ``run.json`` layout."""
+__all__ = ["TAGS", "render_card"]
 
 TAGS = ("trl", "sft", "trl-sft-kit")
-_DISTRIBUTIONS = (
-    ("torch", "torch"),
-    ("transformers", "transformers"),
-    ("trl", "trl"),
-    ("peft", "peft"),
-    ("datasets", "datasets"),
-    ("trl_sft_kit", "trl-sft-kit"),
-    ("accelerate", "accelerate"),
-    ("bitsandbytes", "bitsandbytes"),
-    ("huggingface_hub", "huggingface_hub"),
-)
-_TRAINING_KEYS = (
-    "num_train_epochs",
-    "max_steps",
-    "learning_rate",
-    "lr_scheduler_type",
-    "warmup_steps",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "max_length",
-    "optim",
-    "weight_decay",
-    "bf16",
-    "fp16",
-    "seed",
-)
+
 _RECIPE_IN_CARD = 4000
 """The card shows ``recipe.yaml`` inline up to this many characters (inline rows can make it long)."""
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and of the libraries a run depends on; a missing optional one is left out."""
-    versions = {"python": platform.python_version()}
-    for name, distribution in _DISTRIBUTIONS:
-        try:
-            versions[name] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-# ------------------------------------------------------------------------------------------ record
-
-
-def run_info(
-    compiled: Compiled,
-    result: TrainResult,
-    *,
-    recipe_file: str | None,
-    recipe_note: str,
-    fingerprint: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The record of a finished run as plain data (what ``run.json`` holds and the card is made from).
-
-    ``fingerprint`` is the data fingerprint (``trl_sft_kit.runs.data_fingerprint``): a SHA-256 of the
-    tokens and labels trained on, and of the source files.
-    """
-    recipe = compiled.recipe
-    model = recipe.model_spec
-    tokenizer = result.tokenizer
-    report = compiled.report
-    config = compiled.config
-    training = {key: _plain(getattr(config, key, None)) for key in _TRAINING_KEYS}
-    quantization = None
-    if recipe.quantization_spec is not None:
-        quantization = {"mode": recipe.quantization_spec.mode, **spec_to_dict(recipe.quantization_spec)}
-    return {
-        "format_version": RUN_FORMAT,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "output_dir": str(result.output_dir),
-        "base_model": compiled.model_name,
-        "model": {
-            "dtype": model.dtype if model is not None else "auto",
-            "revision": model.revision if model is not None else None,
-            "trust_remote_code": model.trust_remote_code if model is not None else False,
-            "loaded_object": bool(model is not None and model.is_loaded),
-        },
-        "kind": "lora" if result.adapter_path is not None else "full",
-        "global_step": result.global_step,
-        "metrics": {key: _plain(value) for key, value in result.metrics.items()},
-        "losses": list(result.losses),
-        "recipe_file": recipe_file,
-        "recipe_note": recipe_note,
-        "data": {
-            "source": report.source,
-            "format": report.format,
-            "canonical": report.canonical,
-            "detection": report.detection,
-            "rows_read": report.rows_read,
-            "rows_kept": report.rows_kept,
-            "rows_skipped": len(report.skipped),
-            "rows_bad": report.rows_bad,
-            "rows_excluded": report.rows_excluded,
-            "skipped_by_field": report.skipped_by_field(),
-            "notes": list(report.notes),
-            "media_rows": report.media_rows,
-            "media_dropped": dict(report.media_dropped),
-        },
-        "hub_datasets": _hub_datasets(recipe),
-        "license": None,  # the trained model's licence, when known: the card's `license` field
-        "data_fingerprint": _plain(dict(fingerprint)) if fingerprint is not None else None,
-        "tokenization": {
-            key: _plain(value)
-            for key, value in spec_to_dict(compiled.tokenization).items()
-            if key != "skipped"
-        },
-        "loss": {
-            "mode": recipe.loss_spec.mode,
-            "turns": recipe.loss_spec.turns,
-            "roles": list(recipe.loss_spec.roles),
-        },
-        "packing": (
-            {**spec_to_dict(compiled.packing), "summary": compiled.packing.summary()}
-            if compiled.packing is not None
-            else None
-        ),
-        "lora": spec_to_dict(recipe.lora_spec) if recipe.lora_spec is not None else None,
-        "quantization": quantization,
-        "neftune": recipe.neftune_spec.alpha if recipe.neftune_spec is not None else None,
-        "liger": recipe.liger_enabled,
-        "chat_template": recipe.tokens_spec.chat_template,
-        "has_chat_template": bool(getattr(tokenizer, "chat_template", None)),
-        "eos_token": getattr(tokenizer, "eos_token", None),
-        "training": training,
-        "data_summary": result.data_summary,
-        "versions": library_versions(),
-    }
-
-
-def _hub_datasets(recipe: SFTRecipe) -> list[str]:
-    """The Hub dataset ids the recipe trains (and evaluates) on, for the card's ``datasets`` field."""
-    from trl_sft_kit.data.sources import SUPPORTED_SUFFIXES
-
-    found: list[str] = []
-    for spec in recipe.dataset_specs:
-        for source in (spec.source, spec.eval):
-            if (
-                isinstance(source, str)
-                and not source.lower().endswith(SUPPORTED_SUFFIXES)
-                and is_hub_id(source)
-                and source not in found
-            ):
-                found.append(source)
-    return found
-
-
-def _plain(value: Any) -> Any:
-    """A value JSON can hold: numbers, strings, booleans, None, lists and dicts; anything else as text."""
-    value = thaw(value)
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return str(value)
-
-
-def write_run_files(
-    compiled: Compiled, result: TrainResult, *, fingerprint: Mapping[str, Any] | None = None
-) -> None:
-    """Write ``recipe.yaml`` (when the recipe can be written), ``run.json`` and the model card ``README.md``.
-
-    Called at the end of ``Compiled.train()``; the card replaces the template card peft writes.
-    ``fingerprint`` is the data fingerprint, kept in ``run.json``.
-    """
-    try:
-        _write_run_files(compiled, result, fingerprint)
-    except OSError as exc:  # the model is saved already: a card that cannot be written must not lose the run
-        warnings.warn(
-            f"the model card and run files could not be written to {str(result.output_dir)!r}: {exc}",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-def _write_run_files(compiled: Compiled, result: TrainResult, fingerprint: Mapping[str, Any] | None) -> None:
-    folder = result.output_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    recipe_file: str | None = None
-    recipe_note = ""
-    try:
-        compiled.recipe.to_yaml(folder / RECIPE_FILE)
-        recipe_file = RECIPE_FILE
-    except SFTKitError as exc:
-        recipe_note = str(exc)
-        (folder / RECIPE_FILE).unlink(missing_ok=True)  # never leave a stale recipe from an earlier run
-    info = run_info(
-        compiled, result, recipe_file=recipe_file, recipe_note=recipe_note, fingerprint=fingerprint
-    )
-    (folder / RUN_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_card(folder, info)
-
-
-def read_run_info(folder: str | Path) -> dict[str, Any] | None:
-    """The ``run.json`` record in ``folder``, or None when there is none (a folder from an older run)."""
-    path = Path(folder) / RUN_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_card(folder: str | Path, info: Mapping[str, Any], *, merged: bool = False) -> Path:
-    """Render the card for ``info`` into ``folder/README.md`` (the recipe inlined when it is short)."""
-    folder = Path(folder)
-    recipe_text = None
-    if info.get("recipe_file") and (folder / RECIPE_FILE).is_file():
-        recipe_text = (folder / RECIPE_FILE).read_text(encoding="utf-8")
-    path = folder / CARD_FILE
-    path.write_text(render_card(info, merged=merged, recipe_text=recipe_text), encoding="utf-8")
-    return path
-
-
-# ------------------------------------------------------------------------------------------ card
 
 
 def render_card(info: Mapping[str, Any], *, merged: bool = False, recipe_text: str | None = None) -> str:
@@ -298,13 +49,6 @@ def render_card(info: Mapping[str, Any], *, merged: bool = False, recipe_text: s
         _versions_section(info),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether ``name`` is a Hub model id (``data.sources.is_hub_id``, the Hub's rule), not a local folder."""
-    from trl_sft_kit.data.sources import is_hub_id as hub_id_shaped
-
-    return hub_id_shaped(name) and not Path(name).expanduser().exists()
 
 
 def _front_matter(info: Mapping[str, Any], base: str, *, adapter: bool, lora: bool) -> str:
