@@ -9,7 +9,6 @@ that ``run.json`` records are those of the bytes that were parsed and keyed, not
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,8 +43,7 @@ def check_unchanged(before: tuple[dict[str, Any], ...], after: tuple[dict[str, A
 def _source_fingerprint(spec: DatasetSpec) -> dict[str, Any]:
     source = spec.source
     if isinstance(source, InlineRows):
-        text = json.dumps(source.to_list(), sort_keys=True, ensure_ascii=False, default=str)
-        return {"kind": "inline rows", "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        return {"kind": "inline rows", "sha256": source.sha256()}
     if isinstance(source, str):
         path = Path(source).expanduser()
         if path.is_file() and spec.streaming:  # read as a stream because it is big: not read twice

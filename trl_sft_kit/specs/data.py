@@ -3,6 +3,8 @@ dataset) and how it is read, converted, weighted and held out."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -24,9 +26,13 @@ from trl_sft_kit.specs.values import (
 
 
 class InlineRows(tuple):
-    """Rows given in memory as a list of dicts: a tuple of frozen rows, equal and hashed by content."""
+    """Rows given in memory as a list of dicts: a tuple of frozen rows, equal and hashed by content.
 
-    __slots__ = ()
+    Being frozen, the rows cannot change, so their SHA-256 (``sha256()``, the source's provenance) is worked
+    out once.
+    """
+
+    _sha256: str
 
     def __new__(cls, rows: Iterable[Mapping[str, Any]]) -> InlineRows:
         frozen = []
@@ -39,6 +45,14 @@ class InlineRows(tuple):
     def to_list(self) -> list[dict[str, Any]]:
         """The rows as plain, mutable dicts."""
         return [thaw(row) for row in self]
+
+    def sha256(self) -> str:
+        """The SHA-256 of the rows as canonical JSON (sorted keys), computed on the first call."""
+        known = self.__dict__.get("_sha256")
+        if known is None:
+            text = json.dumps(self.to_list(), sort_keys=True, ensure_ascii=False, default=str)
+            known = self.__dict__["_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        return known
 
     def __repr__(self) -> str:
         return f"<{len(self)} inline rows>"

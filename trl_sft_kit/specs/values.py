@@ -59,8 +59,18 @@ def freeze(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
     """Undo ``freeze``: FrozenMapping becomes dict, tuples become lists (for YAML, JSON and TRL)."""
+    kind = type(value)
+    if kind in _SCALARS:  # the exact types first: rows in memory are thawed whole for every read
+        return value
+    if kind is FrozenMapping:
+        return {key: thaw(item) for key, item in value._data.items()}
+    if kind is tuple or kind is list:
+        return [thaw(item) for item in value]
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, (tuple, list)):
