@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trl_sft_kit import DatasetReport, SFTRecipe
-from trl_sft_kit.data.media import drop_media, find_media
+from trl_sft_kit.data.media import MEDIA_PART_TYPES, drop_media, find_media, has_media
 from trl_sft_kit.data.prepare import prepare_dataset
 from trl_sft_kit.errors import DatasetError, MediaError, RecipeError, RowError
 from trl_sft_kit.formats import register_format, unregister_format
@@ -276,3 +278,36 @@ def test_dropped_media_counts_add_up_in_a_mixture_and_survive_the_cache_round_tr
     combined = combine_reports([first, second])
     assert (combined.media_rows, dict(combined.media_dropped)) == (4, {"images": 5, "markers": 3})
     assert _dataset_report(attrs.asdict(combined)) == combined
+
+
+# ------------------------------------------------------------------------ has_media agrees with find_media
+
+
+_texts = st.sampled_from(["", "plain", "<image>", "a <video> b", "<audio>", "<img>", "<Image>"])
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _texts, st.binary())
+_parts = st.fixed_dictionaries(
+    {"type": st.sampled_from([*MEDIA_PART_TYPES, "text", "tool_call"])}, optional={"text": _texts}
+)
+_values = st.recursive(
+    st.one_of(_leaves, _parts, st.just({"bytes": b"x", "path": "a.png"})),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner), st.dictionaries(st.sampled_from("abc"), inner)
+    ),
+    max_leaves=12,
+)
+_rows = st.dictionaries(
+    st.sampled_from(["messages", "text", "images", "Video", "audio", "prompt", "meta"]), _values, max_size=4
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_rows)
+def test_has_media_is_find_media_found_anything(row: dict[str, Any]) -> None:
+    assert has_media(row) is bool(find_media(row))
+
+
+def test_has_media_on_the_shipped_layouts() -> None:
+    assert all(has_media(row) for row in MLLM_DEMO + CONTENT_PARTS)
+    assert not has_media(
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}
+    )

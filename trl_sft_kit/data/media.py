@@ -46,6 +46,7 @@ __all__ = [
     "find_media",
     "handle_media",
     "handle_streamed_row",
+    "has_media",
 ]
 
 MEDIA_CHOICES = ("auto", "drop", "text")
@@ -120,6 +121,41 @@ def find_media(row: Mapping[str, Any]) -> list[MediaFound]:
             continue
         _walk(value, str(key), found)
     return found
+
+
+def has_media(row: Mapping[str, Any]) -> bool:
+    """Whether ``find_media(row)`` finds anything: the same rules, without naming the places (the check
+    every row of every source takes, so plain rows are walked once with exact-type tests)."""
+    for key, value in row.items():
+        if str(key).lower() in MEDIA_COLUMNS:
+            if _items(value):
+                return True
+        elif _holds_media(value):
+            return True
+    return False
+
+
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None), bytes})
+
+
+def _holds_media(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return _MARKER.search(value) is not None
+    if kind is list or kind is tuple:
+        return any(map(_holds_media, value))
+    if kind is dict:
+        if _is_media_value(value):
+            return True
+        part_type = value.get("type")
+        if isinstance(part_type, str) and part_type in MEDIA_PART_TYPES:
+            return True
+        return any(map(_holds_media, value.values()))
+    if kind in _PLAIN_SCALARS:
+        return False
+    found: list[MediaFound] = []  # anything else (a Mapping, a PIL image, a str subclass): the full rules
+    _walk(value, "", found)
+    return bool(found)
 
 
 def _walk(value: Any, field: str, found: list[MediaFound]) -> None:
@@ -220,7 +256,7 @@ def handle_media(
         dropped: Counter[str] = Counter()
         media_rows = 0
         for row in rows:
-            if not isinstance(row, Mapping) or not find_media(row):
+            if not isinstance(row, Mapping) or not has_media(row):
                 out.append(row)
                 continue
             stripped, counts = drop_media(row)
@@ -231,7 +267,7 @@ def handle_media(
     holding = [
         index
         for index, row in enumerate(rows)
-        if isinstance(row, Mapping) and _refusable(find_media(row), media)
+        if isinstance(row, Mapping) and has_media(row) and _refusable(find_media(row), media)
     ]
     if not holding:
         return rows, 0, {}
