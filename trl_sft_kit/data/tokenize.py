@@ -31,6 +31,8 @@ from trl_sft_kit.data.masks import (
     tokenize_prompt_completion,
 )
 from trl_sft_kit.data.masks import tokenize_text as _tokenize_text
+from trl_sft_kit.data.masks.encoding import encode_with_offsets
+from trl_sft_kit.data.masks.end_of_turn import control_ids
 from trl_sft_kit.data.report import SkippedRow
 from trl_sft_kit.data.text_checks import Checked, TextChecks
 from trl_sft_kit.data.tokenization_report import TokenizationReport
@@ -139,20 +141,20 @@ def tokenize_rows(
             continue
         pending.append((at, assistant_turns(chat, chosen), chosen, rendered, char_spans))
     if pending:
-        encodings = tokenizer(
-            [item[3] for item in pending], add_special_tokens=False, return_offsets_mapping=True
-        )
+        all_ids, all_offsets = encode_with_offsets(tokenizer, [item[3] for item in pending])
+        control = control_ids(tokenizer)
         for number, (at, checked, chosen, rendered, char_spans) in enumerate(pending):
             try:
                 masked = _label_chat(
                     tokenizer,
                     rendered,
-                    encodings["input_ids"][number],
-                    encodings["offset_mapping"][number],
+                    all_ids[number],
+                    all_offsets[number],
                     char_spans,
                     chosen,
                     True,
                     checked,
+                    control=control,
                 )
             except SFTKitError as exc:
                 results[at] = exc

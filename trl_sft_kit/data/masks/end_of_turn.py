@@ -37,11 +37,21 @@ def end_of_turn_trained(tokenizer: PreTrainedTokenizerBase, masked: MaskedTokens
     return not _turns_without_end(tokenizer, masked.input_ids, masked.spans)
 
 
+def control_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
+    """The ids of the tokenizer's control tokens: its added and special tokens (work it out once a batch)."""
+    return frozenset(tokenizer.get_added_vocab().values()) | frozenset(tokenizer.all_special_ids)
+
+
 def _turns_without_end(
-    tokenizer: PreTrainedTokenizerBase, input_ids: Sequence[int], spans: Sequence[TokenSpan]
+    tokenizer: PreTrainedTokenizerBase,
+    input_ids: Sequence[int],
+    spans: Sequence[TokenSpan],
+    control: frozenset[int] | None = None,
 ) -> list[int]:
-    """The messages whose last trained span does not end on a control token (whitespace aside)."""
-    control = frozenset(tokenizer.get_added_vocab().values()) | frozenset(tokenizer.all_special_ids)
+    """The messages whose last trained span does not end on a control token (whitespace aside);
+    ``control`` is ``control_ids(tokenizer)``, worked out here when not given."""
+    if control is None:
+        control = control_ids(tokenizer)
     last = {span.message_index: span for span in spans}
     return [index for index, span in last.items() if not _ends_on(tokenizer, input_ids, span, control)]
 

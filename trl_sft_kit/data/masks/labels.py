@@ -63,9 +63,12 @@ def _label_chat(
     chosen: set[int],
     require_end_of_turn: bool,
     turns: set[int] | None = None,
+    *,
+    control: frozenset[int] | None = None,
 ) -> MaskedTokens:
     """Labels of a rendered conversation from its tokens and offsets (one call of a batch or alone);
-    ``turns`` are the assistant messages whose end-of-turn token is checked (``chosen`` when None)."""
+    ``turns`` are the assistant messages whose end-of-turn token is checked (``chosen`` when None) and
+    ``control`` the tokenizer's ``control_ids`` (worked out here when not given)."""
     input_ids: list[int] = list(ids)
     offsets: list[tuple[int, int]] = [(o[0], o[1]) for o in offset_mapping]
     stops = [stop for _, stop in offsets]
@@ -88,7 +91,9 @@ def _label_chat(
             field="messages",
         )
     checked = chosen if turns is None else turns
-    missing = _turns_without_end(tokenizer, input_ids, [s for s in spans if s.message_index in checked])
+    missing = _turns_without_end(
+        tokenizer, input_ids, [s for s in spans if s.message_index in checked], control
+    )
     if missing and require_end_of_turn:
         raise DatasetError(
             f"The chat template writes no end-of-turn token inside assistant message {missing[0]}: the last "
