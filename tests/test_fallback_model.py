@@ -24,8 +24,10 @@ def test_compile_logs_the_fallback_model(
 ) -> None:
     monkeypatch.setenv(MODEL_ENV, str(tiny_model_dir))
     data = write_sample_dataset(tmp_path / "chat.jsonl", "messages", n=4)
-    recipe = SFTRecipe().dataset(data).training(
-        output_dir=str(tmp_path / "out"), max_steps=1, max_length=64, report_to="none"
+    recipe = (
+        SFTRecipe()
+        .dataset(data)
+        .training(output_dir=str(tmp_path / "out"), max_steps=1, max_length=64, report_to="none")
     )
     assert f"training {tiny_model_dir} (${MODEL_ENV})" in recipe.explain()
     recipe.compile()

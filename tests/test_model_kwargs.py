@@ -50,4 +50,3 @@ def test_hub_dataset_config_and_revision() -> None:
     data = recipe_to_dict(recipe)
     assert data["dataset"][0] == {"source": "org/data", "config": "en", "revision": "v1.0"}
     assert recipe_from_dict(data) == recipe
-
