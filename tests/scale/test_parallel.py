@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from pathlib import Path
@@ -36,6 +37,27 @@ def test_shards_run_in_worker_processes_and_come_back_in_order(small_shards: Non
     assert [(start, end) for _, start, end in results] == parallel.shards(100, 7)
     assert {pid for pid, _, _ in results} - {os.getpid()}  # the work left this process
     assert not multiprocessing.active_children()
+
+
+def _freeze_count(start: int, end: int) -> int:
+    return gc.get_freeze_count()
+
+
+def test_workers_fork_with_the_heap_frozen_and_this_process_gets_it_back(small_shards: None) -> None:
+    """The objects shared with the workers sit in the collector's permanent generation while they run (so
+    a worker's collections do not copy the shared pages); afterwards the heap is as it was."""
+    rows_here = [{"row": index} for index in range(1000)]  # objects this process holds
+    assert gc.get_freeze_count() == 0
+    counts = list(parallel.map_shards(_freeze_count, 30, 2))
+    assert all(count >= len(rows_here) for count in counts)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller that froze its own heap keeps it frozen
+    try:
+        frozen = gc.get_freeze_count()
+        list(parallel.map_shards(_freeze_count, 30, 2))
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_one_process_and_small_datasets_stay_serial(monkeypatch: pytest.MonkeyPatch) -> None:

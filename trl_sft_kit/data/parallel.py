@@ -17,6 +17,7 @@ the parent alone decides, and nothing is written to disk by a worker.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -125,6 +126,12 @@ def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Gener
     # Rust tokenizers warn after a fork once their thread pool has run; each worker is one thread anyway.
     previous_env = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # Every object this process holds moves to the collector's permanent generation before the fork: a
+    # worker's collections then never walk (and write to) the pages it shares with this process, which
+    # would copy them all, the more the larger this process's heap (the rows, other datasets, a model).
+    freeze = gc.get_freeze_count() == 0  # one frozen by the caller stays as it was
+    if freeze:
+        gc.freeze()
     executor = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint
     )
@@ -135,6 +142,8 @@ def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Gener
     finally:
         # Ctrl-C, an error, or a caller that stopped early: no worker outlives the call.
         _stop(executor)
+        if freeze:
+            gc.unfreeze()
         _TASK = previous_task
         if previous_env is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
