@@ -1,9 +1,7 @@
-"""The chat template's end-of-turn token, which a model trained on conversations must stop on.
+"""The chat template's end-of-turn token, which a model trained on conversations must learn to stop on.
 
-A conversation is trained to stop on the token that ends each assistant turn (``<|im_end|>``,
-``<|eot_id|>``, ``<end_of_turn>``); that token must also be the tokenizer's and the model's eos, or
-generation runs past the end of the turn. ``template_eos`` finds it by rendering a probe conversation;
-``apply_template_eos`` sets it as the tokenizer's eos for the data the stage trains on.
+``template_eos`` finds it by rendering a two-turn probe conversation with the tokenizer's template;
+``apply_template_eos`` makes it the tokenizer's eos when the data stage trains chat data.
 """
 
 from __future__ import annotations
