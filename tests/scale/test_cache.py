@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit import SFTRecipe
-from trl_sft_kit.data import cache
-from trl_sft_kit.data import pipeline as pipeline_module
+from trl_sft_kit.data import cache, source_conversion, source_tokenization
 from trl_sft_kit.data.pipeline import PreparedData, prepare_training_data
 
 
@@ -46,8 +45,8 @@ def test_a_second_compile_is_a_hit_and_converts_nothing(
     def must_not_run(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the data was prepared again")
 
-    monkeypatch.setattr(pipeline_module, "convert_rows", must_not_run)
-    monkeypatch.setattr(pipeline_module, "tokenize_dataset", must_not_run)
+    monkeypatch.setattr(source_conversion, "convert_rows", must_not_run)
+    monkeypatch.setattr(source_tokenization, "tokenize_dataset", must_not_run)
     tokenizer = tokenizer_of()
     second = prepare(recipe, tokenizer)
     assert state(second) == "hit" and "preprocessing cache: hit" in second.summary()

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from trl_sft_kit import SFTRecipe
-from trl_sft_kit.data import parallel
-from trl_sft_kit.data import pipeline as pipeline_module
+from trl_sft_kit.data import parallel, source_tokenization
 from trl_sft_kit.data import tokenize as tokenize_module
 from trl_sft_kit.data.pipeline import prepare_training_data
 from trl_sft_kit.data.tokenize import tokenize_dataset
@@ -207,13 +206,13 @@ def test_dataset_num_proc_reaches_the_data_stage(
     data_file: Any, tokenizer_of: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = []
-    real = pipeline_module.tokenize_dataset
+    real = source_tokenization.tokenize_dataset
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["num_proc"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "tokenize_dataset", spy)
+    monkeypatch.setattr(source_tokenization, "tokenize_dataset", spy)
     prepare_training_data(
         SFTRecipe().dataset(data_file("messages", 10)).training(dataset_num_proc=3), tokenizer_of()
     )

@@ -26,7 +26,6 @@ data never. ``clear_cache()`` empties it, and never touches the tiny test models
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -47,13 +46,14 @@ from trl_sft_kit.data.cache_key import (
     key_parts,
     tokenizer_fingerprint,
 )
+from trl_sft_kit.data.provenance import file_sha256
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.settings import settings_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from trl_sft_kit.data.pipeline import PreparedData
+    from trl_sft_kit.data.prepared import PreparedData
     from trl_sft_kit.data.settings import DataSettings, SupportsDataSettings
 
 __all__ = [
@@ -222,7 +222,7 @@ def load(entry: CacheEntry) -> PreparedData | None:
     """
     from datasets import load_from_disk
 
-    from trl_sft_kit.data.pipeline import PreparedData
+    from trl_sft_kit.data.prepared import PreparedData
 
     folder = entry.folder
     if folder is None:
@@ -283,16 +283,8 @@ def _entry_files(folder: Path) -> dict[str, str]:
     for part in ("train", "eval"):
         for path in sorted((folder / part).rglob("*")):
             if path.is_file():
-                digests[path.relative_to(folder).as_posix()] = _file_sha256(path)
+                digests[path.relative_to(folder).as_posix()] = file_sha256(path)
     return digests
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _file_problem(folder: Path, recorded: Any) -> str | None:

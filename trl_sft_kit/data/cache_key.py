@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trl_sft_kit.data.settings import settings_of
+from trl_sft_kit.data.provenance import file_sha256
+from trl_sft_kit.data.settings import data_seed, max_length_of, settings_of
 from trl_sft_kit.specs import DatasetSpec, InlineRows, json_key, spec_to_dict
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ def key_parts(
 ) -> dict[str, Any]:
     """Everything the key covers, as plain data (for debugging a miss)."""
     settings = settings_of(settings)
-    from trl_sft_kit.data.pipeline import data_seed, max_length_of
 
     packing = None
     if settings.packing_spec is not None:
@@ -156,11 +156,7 @@ def _data_files(folder: Path) -> list[Path]:
 
 
 def _file_digest(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 _KIT_CODE: str | None = None

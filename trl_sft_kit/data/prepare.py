@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PreparedRows",
+    "bad_row",
     "convert_rows",
     "detect_spec_format",
     "prepare_dataset",
@@ -114,15 +115,7 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         except RowExcludedError as exc:
             skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason, bad=False))
         except RowError as exc:
-            if spec.on_bad_rows == "skip":
-                skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason))
-                continue
-            raise RowError(
-                f"{exc.reason.rstrip('.')} (format {detection.format!r}). Fix the row, or pass "
-                "on_bad_rows='skip' to leave such rows out (they are counted and reported).",
-                field=exc.field,
-                **raw.where(index),
-            ) from None
+            skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, f"format {detection.format!r}"))
     report = DatasetReport(
         source=raw.name,
         format=detection.format,
@@ -144,6 +137,29 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
         )
     _check_one_shape(rows, kept, raw)
     return PreparedRows(rows, report, kept)
+
+
+def bad_row(exc: RowError, raw: RawRows, index: int, on_bad_rows: str, kind: str) -> SkippedRow:
+    """A row that could not be converted: the skipped row to count, or its error with its place.
+
+    Args:
+        exc: why the row could not be converted.
+        kind: what the rows were read as, for the message (``format 'sharegpt'``).
+
+    Returns:
+        The ``SkippedRow`` of ``exc``, when ``on_bad_rows`` is ``"skip"``.
+
+    Raises:
+        RowError: unless the rows are skipped: ``exc`` with the row's file, line and row, and what to do.
+    """
+    if on_bad_rows == "skip":
+        return SkippedRow(raw.label(index), exc.field, exc.reason)
+    raise RowError(
+        f"{exc.reason.rstrip('.')} ({kind}). Fix the row, or pass on_bad_rows='skip' to leave such rows "
+        "out (they are counted and reported).",
+        field=exc.field,
+        **raw.where(index),
+    ) from None
 
 
 def _check_one_shape(rows: list[dict[str, Any]], kept: list[int], raw: RawRows) -> None:

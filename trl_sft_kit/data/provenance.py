@@ -73,6 +73,7 @@ def _source_fingerprint(spec: DatasetSpec) -> dict[str, Any]:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file's bytes, read a megabyte at a time (hex digits)."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):

@@ -4,7 +4,8 @@ The data stage (``pipeline``, ``streaming``, ``cache``) takes this value, never 
 loss, packing, tokens, the training fields (it reads ``max_length``, ``dataset_num_proc``, the seeds,
 ``shuffle_dataset`` and the SFTConfig data fields) and the cache setting. The recipe's ``data_settings()``
 builds it; a caller may pass any object with such a method instead (``settings_of``), so the data layer
-knows nothing of the recipe's shape.
+knows nothing of the recipe's shape. ``max_length_of``, ``num_proc_of`` and ``data_seed`` read the training
+fields the data stage acts on, with SFTConfig's defaults where the recipe sets none.
 """
 
 from __future__ import annotations
@@ -16,7 +17,22 @@ import attrs
 
 from trl_sft_kit.specs import DatasetSpec, FrozenMapping, LossSpec, PackingSpec, TokensSpec
 
-__all__ = ["DataSettings", "SupportsDataSettings", "settings_of"]
+__all__ = [
+    "DEFAULT_SEED",
+    "SFTCONFIG_MAX_LENGTH",
+    "DataSettings",
+    "SupportsDataSettings",
+    "data_seed",
+    "max_length_of",
+    "num_proc_of",
+    "settings_of",
+]
+
+SFTCONFIG_MAX_LENGTH = 1024
+"""SFTConfig's default ``max_length``, used when the recipe does not set one."""
+
+DEFAULT_SEED = 42
+"""SFTConfig's default ``seed``, used to mix and hold out rows when the recipe sets neither seed."""
 
 
 def _specs(value: Iterable[DatasetSpec]) -> tuple[DatasetSpec, ...]:
@@ -62,3 +78,28 @@ def settings_of(value: DataSettings | SupportsDataSettings) -> DataSettings:
     if isinstance(value, SupportsDataSettings):
         return value.data_settings()
     raise TypeError(f"the data stage takes DataSettings or a recipe, not {type(value).__name__}")
+
+
+def max_length_of(settings: DataSettings | SupportsDataSettings) -> int | None:
+    """The recipe's ``max_length`` (SFTConfig's default 1024 when unset; None means no limit)."""
+    settings = settings_of(settings)
+    value = settings.training_fields.get("max_length", SFTCONFIG_MAX_LENGTH)
+    return None if value is None else int(value)
+
+
+def num_proc_of(settings: DataSettings | SupportsDataSettings) -> int | None:
+    """The recipe's ``dataset_num_proc``: the kit's own preparation runs over that many processes (None:
+    ``$TRL_SFT_KIT_NUM_PROC`` or every core, see ``trl_sft_kit.data.parallel``)."""
+    settings = settings_of(settings)
+    value = settings.training_fields.get("dataset_num_proc")
+    return None if value is None else int(value)
+
+
+def data_seed(settings: DataSettings | SupportsDataSettings) -> int:
+    """The seed that mixes sources and holds out evaluation rows: ``data_seed``, else ``seed``, else 42."""
+    settings = settings_of(settings)
+    fields = settings.training_fields
+    value = fields.get("data_seed")
+    if value is None:
+        value = fields.get("seed", DEFAULT_SEED)
+    return int(value)

@@ -25,7 +25,7 @@ from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
 
-__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows"]
+__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows", "source_path"]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
@@ -90,10 +90,7 @@ def load_rows(spec: DatasetSpec) -> RawRows:
         rows = source.to_list()
         return RawRows("inline rows", rows, [("inline rows", None, index) for index in range(len(rows))])
     if isinstance(source, str):
-        path = Path(source).expanduser()
-        problem = not_regular(path)
-        if problem is not None:
-            raise DataSourceError(problem, path=source)
+        path = source_path(source)
         if path.is_dir():
             return _read_folder(path, spec)
         if path.is_file():
@@ -106,6 +103,19 @@ def load_rows(spec: DatasetSpec) -> RawRows:
             )
         return _read_hub(source, spec)
     return _read_dataset_object(source, spec)
+
+
+def source_path(source: str) -> Path:
+    """The source as a local path (``~`` expanded), which may not exist; never a pipe, device or socket.
+
+    Raises:
+        DataSourceError: the path names something that is neither a folder nor a regular file.
+    """
+    path = Path(source).expanduser()
+    problem = not_regular(path)
+    if problem is not None:
+        raise DataSourceError(problem, path=source)
+    return path
 
 
 def is_hub_id(name: str) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trl_sft_kit.data.media import handle_media
-from trl_sft_kit.data.prepare import _as_object, rename_columns
+from trl_sft_kit.data.prepare import _as_object, bad_row, rename_columns
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.sources import load_rows
 from trl_sft_kit.errors import RowError
@@ -46,15 +46,7 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
         try:
             rows.append(vision_row(_as_object(row), base))
         except RowError as exc:
-            if spec.on_bad_rows == "skip":
-                skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason))
-                continue
-            raise RowError(
-                f"{exc.reason.rstrip('.')} (vision rows). Fix the row, or pass on_bad_rows='skip' to leave "
-                "such rows out (they are counted and reported).",
-                field=exc.field,
-                **raw.where(index),
-            ) from None
+            skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, "vision rows"))
     if not rows:
         raise RowError(
             f"every one of the {len(raw)} rows was bad, so nothing is left to train on; first: {skipped[0]}",

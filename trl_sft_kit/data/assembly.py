@@ -1,0 +1,71 @@
+"""The training set put together from tokenized sources: mixed, shuffled, concatenated and packed.
+
+Arrow tables in, Arrow tables out. ``mix_datasets`` takes the rows each source gives (``plan_rows`` and
+``take_rows`` of ``trl_sft_kit.data.mixture``) and shuffles them together, ``shuffle_dataset`` is
+``shuffle_dataset=True``, ``concatenate`` joins evaluation sets, ``pack_dataset`` packs with the settings'
+packer; every order is drawn from the data seed, so a run gives the same rows each time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from trl_sft_kit.data.mixture import rng_for, take_rows
+from trl_sft_kit.data.settings import max_length_of
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from trl_sft_kit.data.settings import DataSettings
+    from trl_sft_kit.packing import Overflow, Packer, PackingReport
+
+__all__ = ["concatenate", "mix_datasets", "pack_dataset", "shuffle_dataset"]
+
+
+def mix_datasets(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
+    """The rows each source gives (repeated or sampled), concatenated and shuffled by the seed."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    tables = []
+    for index, (dataset, wanted) in enumerate(zip(datasets, taken, strict=True)):
+        chosen = take_rows(len(dataset), wanted, rng_for(seed, 2, index))
+        tables.append(_table(dataset).take(pa.array(chosen)))
+    table = pa.concat_tables(tables)
+    order = rng_for(seed, 3).permutation(table.num_rows)
+    return Dataset(table.take(pa.array(order)))
+
+
+def shuffle_dataset(dataset: Dataset, seed: int) -> Dataset:
+    """``shuffle_dataset=True``: the training rows in an order drawn from the data seed (before packing)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    order = rng_for(seed, 4).permutation(len(dataset))
+    return Dataset(_table(dataset).take(pa.array(order)))
+
+
+def concatenate(datasets: list[Dataset]) -> Dataset:
+    """The datasets' rows one after another (the one dataset itself when there is one)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    if len(datasets) == 1:
+        return datasets[0]
+    return Dataset(pa.concat_tables([_table(dataset) for dataset in datasets]))
+
+
+def pack_dataset(dataset: Dataset, packer: Packer, settings: DataSettings) -> tuple[Dataset, PackingReport]:
+    """``dataset`` packed by ``packer`` to the settings' ``max_length``, with the packing report."""
+    from trl_sft_kit.packing import pack
+
+    max_length = max_length_of(settings)
+    assert max_length is not None and settings.packing_spec is not None  # validate() refuses otherwise
+    overflow = cast("Overflow | None", settings.packing_spec.overflow)
+    packed, report = pack(dataset, packer, max_length=max_length, overflow=overflow)
+    return packed, report
+
+
+def _table(dataset: Dataset) -> Any:
+    """The Arrow table of a freshly built dataset (no indices mapping), with only its schema's metadata."""
+    return dataset.data.table
