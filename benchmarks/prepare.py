@@ -16,8 +16,9 @@ so that no two rows are equal; a chat row is two alpaca rows as two user/assista
 message. The TRL side is given a ``datasets.Dataset`` already built; the kit is given the Python rows
 (it detects and converts them: that is part of its time).
 
-Then the kit alone on ``--big-rows`` chat rows (1M by default) in a fresh process: time, rows/s and peak
-RSS (``ru_maxrss`` of that process and of its largest worker).
+Then the kit alone on ``--big-rows`` chat rows (1M by default), written to a JSONL file and read from it
+in a fresh process with the cache off: time, rows/s and peak RSS (``ru_maxrss`` of that process and of its
+largest worker).
 
 Usage::
 
@@ -70,10 +71,10 @@ def prompt_completion_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def chat_rows(n: int) -> list[dict[str, Any]]:
-    base = alpaca_rows()
+def chat_rows(n: int, *, base: list[dict[str, str]] | None = None, first: int = 0) -> list[dict[str, Any]]:
+    base = base or alpaca_rows()
     rows = []
-    for number in range(n):
+    for number in range(first, first + n):
         messages: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
         for turn in range(2):
             prompt, answer = _turn(base[(2 * number + turn) % len(base)], number)
@@ -183,28 +184,51 @@ def compare(rows_n: int, cores: int) -> None:
         )
 
 
+def write_chat_file(rows_n: int, path: Path) -> Path:
+    """``rows_n`` chat rows written to a JSONL file one at a time (the big run reads its data from a file,
+    as a user's would be, and the benchmark never holds the rows itself)."""
+    base = alpaca_rows()
+    with path.open("w", encoding="utf-8") as out:
+        for start in range(0, rows_n, 10_000):
+            for row in chat_rows(min(10_000, rows_n - start), base=base, first=start):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
 def big(rows_n: int, num_proc: int | None) -> None:
-    """The kit alone on ``rows_n`` chat rows (run in a fresh process: peak RSS is its own)."""
-    rows = chat_rows(rows_n)
-    after_rows = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run = kit_stage("chat", rows, num_proc)
-    seconds, trained = timed(run)
+    """The kit alone on ``rows_n`` chat rows read from a JSONL file (in a fresh process: the peak RSS is
+    its own), with the cache off so that every run does the work."""
+    from trl_sft_kit import SFTRecipe
+    from trl_sft_kit.data.pipeline import prepare_training_data
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-prepare-big-"))
+    data = write_chat_file(rows_n, folder / "chat.jsonl")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    recipe = SFTRecipe().dataset(str(data)).loss("assistant_only").training(max_length=MAX_LENGTH)
+    recipe = recipe.cache(False)
+    if num_proc is not None:
+        recipe = recipe.training(dataset_num_proc=num_proc)
+    tok = tokenizer()
+    seconds, trained = timed(lambda: prepare_training_data(recipe, tok).tokenization.trained_tokens)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(
         json.dumps(
             {
                 "rows": rows_n,
+                "file_mib": round(data.stat().st_size / 2**20),
                 "num_proc": num_proc,
                 "seconds": round(seconds, 2),
                 "rows_per_s": round(rows_n / seconds),
                 "trained_tokens": trained,
                 "peak_rss_mib": round(own / 1024),
-                "rss_after_building_rows_mib": round(after_rows / 1024),
+                "rss_before_the_kit_mib": round(before / 1024),
                 "peak_worker_rss_mib": round(worker / 1024),
             }
         )
     )
+    data.unlink()
+    folder.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,7 +165,7 @@ class SFTRecipe(RecipeOptions, RecipeActions):
                 otherwise.
             streaming: read the source lazily while training (a ``datasets.IterableDataset``), for data
                 larger than memory; needs ``.training(max_steps=N)``. Packing works on the stream, a buffer
-                of rows at a time (``trl_sft_kit.data.streaming.PACKING_BUFFER``).
+                of rows at a time (``trl_sft_kit.data.stream_rows.PACKING_BUFFER``).
             media: what to do with images, videos and audio in the rows (a ``images`` column, content parts
                 of type ``image``, ``<image>`` markers): ``"auto"`` refuses them (``MediaError``) for a
                 text-only model, ``"drop"`` leaves them out and removes the markers (counted in the
