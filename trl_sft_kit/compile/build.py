@@ -142,6 +142,23 @@ def _quantization_config(recipe: SFTRecipe) -> Any:
     )
 
 
+def model_load_kwargs(
+    spec: ModelSpec, recipe: SFTRecipe, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``from_pretrained`` keyword arguments of the model a recipe loads (text or vision-language):
+    ``base`` (SFTConfig's ``model_init_kwargs``), then ``.model(..., **kwargs)``, the dtype, the attention
+    implementation and the quantization config."""
+    kwargs = dict(base or {})
+    kwargs.update(thaw(dict(spec.init_kwargs)))  # .model(..., device_map=..., low_cpu_mem_usage=...)
+    kwargs["dtype"] = spec.dtype
+    if spec.attn_implementation is not None:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    quantization = _quantization_config(recipe)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    return kwargs
+
+
 def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConfig) -> PreTrainedModel:
     if spec.is_loaded:
         if recipe.quantization_spec is not None:
@@ -155,14 +172,7 @@ def _load_model(spec: ModelSpec, origin: str, recipe: SFTRecipe, config: SFTConf
     from transformers import AutoModelForCausalLM
 
     init = config.model_init_kwargs
-    kwargs: dict[str, Any] = dict(init) if isinstance(init, dict) else {}
-    kwargs.update(thaw(dict(spec.init_kwargs)))  # .model(..., device_map=..., low_cpu_mem_usage=...)
-    kwargs["dtype"] = spec.dtype
-    if spec.attn_implementation is not None:
-        kwargs["attn_implementation"] = spec.attn_implementation
-    quantization = _quantization_config(recipe)
-    if quantization is not None:
-        kwargs["quantization_config"] = quantization
+    kwargs = model_load_kwargs(spec, recipe, dict(init) if isinstance(init, dict) else {})
     try:
         return AutoModelForCausalLM.from_pretrained(
             spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **kwargs

@@ -25,13 +25,11 @@ data never. ``clear_cache()`` empties it, and never touches the tiny test models
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +47,7 @@ from trl_sft_kit.data.cache_key import (
 from trl_sft_kit.data.provenance import file_sha256
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.settings import settings_of
+from trl_sft_kit.datasets_bars import datasets_bars_off
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -240,7 +239,7 @@ def load(entry: CacheEntry) -> PreparedData | None:
         _untrusted(folder, problem)
         return None
     try:
-        with _quiet():
+        with datasets_bars_off():
             dataset = load_from_disk(str(folder / "train"))
             eval_dataset = load_from_disk(str(folder / "eval")) if meta.get("has_eval") else None
         problem = _shape_problem("train", dataset, meta.get("train_shape")) or (
@@ -333,7 +332,7 @@ def store(entry: CacheEntry, data: PreparedData) -> CacheStatus:
         _private_folder(folder.parent)
         staging.mkdir(mode=PRIVATE_MODE)
         os.chmod(staging, PRIVATE_MODE)  # whatever the umask
-        with _quiet():
+        with datasets_bars_off():
             data.dataset.save_to_disk(str(staging / "train"))
             if data.eval_dataset is not None:
                 data.eval_dataset.save_to_disk(str(staging / "eval"))
@@ -372,20 +371,6 @@ def _private_folder(root: Path) -> None:
     root.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
     if root.stat().st_mode & 0o777 != PRIVATE_MODE:
         os.chmod(root, PRIVATE_MODE)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No progress bars from ``datasets`` while an entry is written or read."""
-    import datasets
-
-    was_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_on:
-            datasets.enable_progress_bars()
 
 
 def _asdict(value: Any) -> Any:

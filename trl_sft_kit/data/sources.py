@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from trl_sft_kit.data.file_kinds import data_files, left_out_note, left_out_reason, not_regular
+from trl_sft_kit.datasets_bars import datasets_bars_off
 from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
@@ -302,15 +303,11 @@ def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, i
 def _read_parquet(path: Path) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
     import datasets
 
-    was_on = datasets.is_progress_bar_enabled()  # restored afterwards: a user who turned them off keeps that
-    datasets.disable_progress_bars()
     try:
-        table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+        with datasets_bars_off():
+            table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
     except Exception as exc:
         raise DataSourceError(f"cannot read {str(path)!r} as parquet: {exc}", path=str(path)) from exc
-    finally:
-        if was_on:
-            datasets.enable_progress_bars()
     rows = table.to_list()
     return rows, [(str(path), None, index) for index in range(len(rows))]
 

@@ -3,11 +3,10 @@ tokenized (untruncated) data ``inspect_recipe`` prepares."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from trl_sft_kit.data.tokenize import PROGRESS_MIN_ROWS, TokenizationReport
+from trl_sft_kit.datasets_bars import datasets_bars_off
 from trl_sft_kit.inspection.values import PackingEstimate, TruncationEstimate
 from trl_sft_kit.packing.report import PackingReport
 
@@ -93,7 +92,7 @@ def estimate_packing(
                 part = sample
             packed = sampled if part else dataset.select_columns(columns)
             assert packed is not None
-            with _quiet_datasets(len(packed) < PROGRESS_MIN_ROWS):
+            with datasets_bars_off(len(packed) < PROGRESS_MIN_ROWS):
                 _, report = pack(packed, packer, max_length=max_length, overflow=overflow)  # type: ignore[arg-type]
             estimates.append(
                 PackingEstimate(name, report, int(lengths.size), sampled=part, chosen=chosen, note=note)
@@ -136,18 +135,3 @@ def _ffd_report(name: str, lengths: NDArray[np.int64], max_length: int, overflow
         sequences_overlong=int(overlong.sum()),
         sequences_cut=cut,
     )
-
-
-@contextlib.contextmanager
-def _quiet_datasets(quiet: bool) -> Iterator[None]:
-    """Hide the progress bars ``datasets`` shows while TRL packs, when the data is too small to need them."""
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    if quiet and was_enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if quiet and was_enabled:
-            datasets.enable_progress_bars()

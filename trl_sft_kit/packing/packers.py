@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import uuid
@@ -10,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.datasets_bars import datasets_bars_off
 from trl_sft_kit.errors import BackendError, DatasetError, PluginError, RecipeError
 from trl_sft_kit.packing.protocol import OVERFLOW_MODES, Overflow, Packer, PackResult
 from trl_sft_kit.packing.report import PackingReport
 from trl_sft_kit.packing.rows import SEQ_LENGTHS, pack_table, sequence_lengths, token_columns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import numpy as np
     import pyarrow as pa
     from datasets import Dataset
@@ -258,7 +256,7 @@ class TRLPacker:
 
         before, indices = _arrow_of(dataset)
         try:
-            with _no_map_bars():  # TRL's pack_dataset runs datasets' map, whose "Map:" bar is noise here
+            with datasets_bars_off():  # TRL's pack_dataset runs datasets' map, whose "Map:" bar is noise here
                 packed = pack_dataset(dataset, seq_length=max_length, strategy=self.trl_strategy)
         except Exception as exc:
             raise BackendError(
@@ -275,20 +273,6 @@ class TRLPacker:
             seq_lengths=SEQ_LENGTHS in after.column_names,
         )
         return PackResult(packed, report)
-
-
-@contextlib.contextmanager
-def _no_map_bars() -> Iterator[None]:
-    """``datasets``' progress bars off for the duration, then as they were."""
-    import datasets
-
-    was_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_on:
-            datasets.enable_progress_bars()
 
 
 def observed_report(

@@ -235,14 +235,9 @@ def _model(spec: ModelSpec, recipe: SFTRecipe) -> Any:
         return spec.source
     from transformers import AutoModelForImageTextToText
 
-    from trl_sft_kit.compile import _quantization_config
+    from trl_sft_kit.compile.build import model_load_kwargs
 
-    kwargs: dict[str, Any] = {**spec.init_kwargs, "dtype": spec.dtype}  # .model(..., device_map=...)
-    if spec.attn_implementation is not None:
-        kwargs["attn_implementation"] = spec.attn_implementation
-    quantization = _quantization_config(recipe)
-    if quantization is not None:
-        kwargs["quantization_config"] = quantization
+    kwargs = model_load_kwargs(spec, recipe)
     try:
         return AutoModelForImageTextToText.from_pretrained(
             spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **kwargs
