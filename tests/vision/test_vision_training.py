@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,34 @@ def test_assistant_only_needs_generation_markers_in_the_processor_template(
     with pytest.raises(RecipeError, match="generation"):
         recipe.compile()
     assert recipe.loss("all").compile().tokenization.trained_tokens > 0
+
+
+def test_eval_holds_out_vision_rows_or_reads_a_separate_set_and_the_trainer_evaluates(
+    tiny_vlm_dir: Path, tmp_path: Path
+) -> None:
+    data = write_vision_dataset(tmp_path / "data", 8)
+    held = recipe_for(tiny_vlm_dir, data, tmp_path / "held", mode="assistant_only")
+    held = held.dataset(str(data), eval=0.25).training(eval_strategy="steps", eval_steps=2)
+    compiled = held.compile()
+    trainer: Any = compiled.trainer
+    assert len(trainer.train_dataset) == 6 and len(trainer.eval_dataset) == 2
+    whole: Any = recipe_for(tiny_vlm_dir, data, tmp_path / "whole", mode="all").compile().trainer
+    everything = Counter(str(row["messages"]) for row in whole.train_dataset)
+    parts = [str(row["messages"]) for part in (trainer.train_dataset, trainer.eval_dataset) for row in part]
+    assert Counter(parts) == everything  # every row in one part or the other, none in both
+    assert any("2 of the 8 rows held out for evaluation" in note for note in compiled.report.notes)
+    again: Any = held.compile().trainer  # the same seed holds out the same rows
+    assert [str(r["messages"]) for r in again.eval_dataset] == [
+        str(r["messages"]) for r in trainer.eval_dataset
+    ]
+    result = compiled.train()
+    assert any("eval_loss" in entry for entry in trainer.state.log_history)
+    assert result.losses
+
+    other = write_vision_dataset(tmp_path / "other", 3, seed=1)
+    separate = recipe_for(tiny_vlm_dir, data, tmp_path / "separate", mode="assistant_only")
+    compiled = separate.dataset(str(data), eval=str(other)).compile()
+    trainer = compiled.trainer
+    assert len(trainer.train_dataset) == 8 and len(trainer.eval_dataset) == 3
+    assert trainer.eval_dataset[0]["images"][0].size  # images read relative to the eval file
+    assert any("evaluation: 3 rows" in note for note in compiled.report.notes)

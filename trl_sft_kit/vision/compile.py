@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trl_sft_kit.data.mixture import hold_out, rng_for
+from trl_sft_kit.data.report import DatasetReport
+from trl_sft_kit.data.settings import data_seed
 from trl_sft_kit.data.tokenize import TokenizationReport
 from trl_sft_kit.errors import BackendError, RecipeError
-from trl_sft_kit.specs import ModelSpec, thaw
+from trl_sft_kit.specs import DatasetSpec, ModelSpec, thaw
 from trl_sft_kit.vision.data import prepare_vision_data, vision_dataset
 
 if TYPE_CHECKING:
@@ -120,8 +123,6 @@ def refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
             problems.append(
                 "streaming=True with a vision-language model is not supported yet; read it whole."
             )
-        if spec.eval is not None:
-            problems.append("eval= with a vision-language model is not supported yet; leave it out.")
     if recipe.more_datasets:
         problems.append(
             "mixtures (mix()) with a vision-language model are not supported yet; use one source."
@@ -248,12 +249,32 @@ def _model(spec: ModelSpec, recipe: SFTRecipe) -> Any:
         ) from exc
 
 
+def _evaluation_rows(
+    spec: DatasetSpec, rows: list[dict[str, Any]], report: DatasetReport, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], DatasetReport]:
+    """The training rows, the evaluation rows (held out by ``seed`` as for text data, or read from the
+    separate set ``eval=`` names, with the source's options) and the report with a note of them."""
+    if spec.eval is None:
+        return rows, [], report
+    if spec.holds_out:
+        train_at, eval_at = hold_out(len(rows), spec.eval, rng_for(seed, 1, 0), source=report.source)
+        held = [rows[at] for at in eval_at]
+        note = f"{len(held)} of the {len(rows)} rows held out for evaluation (seed {seed})"
+        return [rows[at] for at in train_at], held, attrs.evolve(report, notes=(*report.notes, note))
+    eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
+    held, eval_report = prepare_vision_data(eval_spec)
+    note = f"evaluation: {len(held)} rows of {eval_report.source} ({eval_report.notes[0]})"
+    if eval_report.skipped:
+        note += f", {len(eval_report.skipped)} bad rows skipped"
+    return rows, held, attrs.evolve(report, notes=(*report.notes, note))
+
+
 def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     """The ``Compiled`` of a recipe whose model is a vision-language model (see the module docstring).
 
     Raises:
-        RecipeError: what vision rows cannot do yet (packing, streaming, mixtures, eval sets,
-            completion-only loss), or a template without generation markers for assistant-only loss.
+        RecipeError: what vision rows cannot do yet (packing, streaming, mixtures, completion-only
+            loss), or a template without generation markers for assistant-only loss.
         RowError: a bad vision row (file, row, field), unless skipped under ``on_bad_rows="skip"``.
         BackendError: the processor or model cannot be loaded, or TRL cannot build the trainer.
     """
@@ -265,6 +286,7 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     (spec,) = recipe.dataset_specs
     processor = load_processor(model_spec, recipe)
     rows, report = prepare_vision_data(spec)
+    rows, eval_rows, report = _evaluation_rows(spec, rows, report, data_seed(recipe.data_settings()))
     kwargs = config_kwargs(
         recipe,
         bf16_capable=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
@@ -283,6 +305,7 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
             model=model,
             args=config,
             train_dataset=vision_dataset(rows),
+            eval_dataset=vision_dataset(eval_rows) if eval_rows else None,
             processing_class=processor,
             data_collator=collator,
             peft_config=_lora(recipe),
