@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main(argv: list[str]) -> int:
+    # A user's training process answers Ctrl-C; one started from a background job inherits SIGINT
+    # ignored (a shell ignores it for `cmd &`), so the worker puts Python's own handler back first.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from transformers import TrainerCallback
 
     from trl_sft_kit import SFTRecipe
