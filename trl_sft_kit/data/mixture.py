@@ -209,6 +209,13 @@ def hold_out(
     return np.flatnonzero(keep).astype(np.int64), chosen
 
 
+def hold_out_rows(
+    available: int, eval: float | int, seed: int, index: int = 0, *, source: str = "the source"
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``hold_out`` on source ``index``'s own random stream of ``seed`` (the same rows for every path)."""
+    return hold_out(available, eval, rng_for(seed, _HOLD_OUT, index), source=source)
+
+
 # ------------------------------------------------------------------------------------------ reports
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from trl_sft_kit.data.mixture import hold_out, rng_for
+from trl_sft_kit.data.mixture import hold_out_rows
 from trl_sft_kit.data.settings import max_length_of, num_proc_of
 from trl_sft_kit.data.source_conversion import ConvertedSource, convert_source
 from trl_sft_kit.data.tokenize import TokenizationReport, tokenize_dataset
@@ -61,16 +61,13 @@ def tokenize_source(
     eval_index: Callable[[int], int] = same_index
     eval_from: ConvertedSource | None = None
     if spec.holds_out:
-        train_at, eval_at = hold_out(
-            len(rows), spec.eval, rng_for(seed, 1, index), source=source.report.source
-        )
+        train_at, eval_at = hold_out_rows(len(rows), spec.eval, seed, index, source=source.report.source)
         keep = train_at.tolist()
         held = eval_at.tolist()
         eval_rows = [rows[at] for at in held]
         eval_index = held.__getitem__
     elif spec.eval is not None:
-        eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
-        eval_from = convert_source(eval_spec, settings, tokenizer)
+        eval_from = convert_source(spec.eval_set(), settings, tokenizer)
         eval_rows = eval_from.prepared.rows
     train_rows = [rows[at] for at in keep] if len(keep) != len(rows) else rows
     train, tokenization = tokenize_converted(

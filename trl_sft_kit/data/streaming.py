@@ -203,9 +203,7 @@ def _evaluation(
             parts.append(held)
             counts.append((len(held[0]), None))
         elif spec.eval is not None:
-            eval_spec = attrs.evolve(
-                spec, source=spec.eval, eval=None, weight=None, count=None, streaming=False
-            )
+            eval_spec = attrs.evolve(spec.eval_set(), streaming=False)
             converted = convert_source(eval_spec, settings, tokenizer)
             held = tokenize_converted(
                 converted.prepared.rows,

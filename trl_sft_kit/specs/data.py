@@ -182,6 +182,11 @@ class DatasetSpec:
         """Whether ``eval`` is a fraction or number of this source's rows (not a separate set)."""
         return isinstance(self.eval, (int, float)) and not isinstance(self.eval, bool)
 
+    def eval_set(self) -> DatasetSpec:
+        """The separate evaluation set ``eval`` names, as a source read with this source's options (no
+        evaluation, weight or count of its own)."""
+        return attrs.evolve(self, source=self.eval, eval=None, weight=None, count=None)
+
     @property
     def is_serialisable(self) -> bool:
         """Whether ``to_dict`` can write this source (a path/id or inline rows, not a Dataset object)."""

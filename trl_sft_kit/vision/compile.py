@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from trl_sft_kit.data.mixture import hold_out, rng_for
+from trl_sft_kit.data.mixture import hold_out_rows
 from trl_sft_kit.data.report import DatasetReport
 from trl_sft_kit.data.settings import data_seed
 from trl_sft_kit.data.tokenize import TokenizationReport
@@ -257,12 +257,11 @@ def _evaluation_rows(
     if spec.eval is None:
         return rows, [], report
     if spec.holds_out:
-        train_at, eval_at = hold_out(len(rows), spec.eval, rng_for(seed, 1, 0), source=report.source)
+        train_at, eval_at = hold_out_rows(len(rows), spec.eval, seed, source=report.source)
         held = [rows[at] for at in eval_at]
         note = f"{len(held)} of the {len(rows)} rows held out for evaluation (seed {seed})"
         return [rows[at] for at in train_at], held, attrs.evolve(report, notes=(*report.notes, note))
-    eval_spec = attrs.evolve(spec, source=spec.eval, eval=None, weight=None, count=None)
-    held, eval_report = prepare_vision_data(eval_spec)
+    held, eval_report = prepare_vision_data(spec.eval_set())
     note = f"evaluation: {len(held)} rows of {eval_report.source} ({eval_report.notes[0]})"
     if eval_report.skipped:
         note += f", {len(eval_report.skipped)} bad rows skipped"
