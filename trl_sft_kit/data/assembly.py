@@ -25,7 +25,8 @@ __all__ = ["concatenate", "mix_datasets", "pack_dataset", "shuffle_dataset"]
 def mix_datasets(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
     """The rows each source gives (repeated or sampled), concatenated and shuffled by the seed."""
     import pyarrow as pa
-    from datasets import Dataset
+
+    from trl_sft_kit.packing.packers import derived_dataset
 
     tables = []
     for index, (dataset, wanted) in enumerate(zip(datasets, taken, strict=True)):
@@ -33,26 +34,28 @@ def mix_datasets(datasets: list[Dataset], taken: list[int], seed: int) -> Datase
         tables.append(_table(dataset).take(pa.array(chosen)))
     table = pa.concat_tables(tables)
     order = rng_for(seed, 3).permutation(table.num_rows)
-    return Dataset(table.take(pa.array(order)))
+    return derived_dataset(datasets, table.take(pa.array(order)), f"mix:{taken}:{seed}")
 
 
 def shuffle_dataset(dataset: Dataset, seed: int) -> Dataset:
     """``shuffle_dataset=True``: the training rows in an order drawn from the data seed (before packing)."""
     import pyarrow as pa
-    from datasets import Dataset
+
+    from trl_sft_kit.packing.packers import derived_dataset
 
     order = rng_for(seed, 4).permutation(len(dataset))
-    return Dataset(_table(dataset).take(pa.array(order)))
+    return derived_dataset([dataset], _table(dataset).take(pa.array(order)), f"shuffle:{seed}")
 
 
 def concatenate(datasets: list[Dataset]) -> Dataset:
     """The datasets' rows one after another (the one dataset itself when there is one)."""
     import pyarrow as pa
-    from datasets import Dataset
+
+    from trl_sft_kit.packing.packers import derived_dataset
 
     if len(datasets) == 1:
         return datasets[0]
-    return Dataset(pa.concat_tables([_table(dataset) for dataset in datasets]))
+    return derived_dataset(datasets, pa.concat_tables([_table(dataset) for dataset in datasets]), "concat")
 
 
 def pack_dataset(dataset: Dataset, packer: Packer, settings: DataSettings) -> tuple[Dataset, PackingReport]:

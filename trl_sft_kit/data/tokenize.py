@@ -9,6 +9,7 @@ kind of row is ``trl_sft_kit.data.loss_modes``; both are importable from here to
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence, Sized
@@ -407,6 +408,7 @@ def tokenize_dataset(
     special_rows: list[str] = []
     counts = dict(_COUNTS)
     tokens = trained = 0
+    digest = hashlib.blake2b(digest_size=8)  # the result's fingerprint: its tokens (see ``derived_dataset``)
     bar = progress(dataset, "tokenizing")
     results = map_shards(job, len(dataset), resolve_num_proc(num_proc))
     try:
@@ -417,6 +419,8 @@ def tokenize_dataset(
                 reason, field, where = shard.failure
                 raise RowError(reason, field=field, **where) from None
             table = shard.table()
+            for array in (shard.lengths, shard.input_ids, shard.labels):
+                digest.update(memoryview(np.ascontiguousarray(array)))
             rows_out += table.num_rows
             if spool is not None:
                 spool.write(table)
@@ -466,9 +470,8 @@ def tokenize_dataset(
             "Raise max_length, or check the loss settings and per-turn 'train' flags.",
             path=source,
         )
-    if spool is not None:
-        return Dataset(spool.read()), report
-    return Dataset(pa.concat_tables(tables)), report
+    table = spool.read() if spool is not None else pa.concat_tables(tables)
+    return Dataset(table, fingerprint=digest.hexdigest()), report
 
 
 PROGRESS_MIN_ROWS = 1000

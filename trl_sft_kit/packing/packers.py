@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -87,19 +88,23 @@ def pack(
         table, indices = _arrow_of(packed)
         table, gone = drop_untrained_rows(table, indices)
         if gone:
-            packed = _plain_dataset(packed, table, f"{chosen.name}:{max_length}:trained")
+            packed = derived_dataset([packed], table, f"{chosen.name}:{max_length}:trained")
             report = attrs.evolve(
                 report, rows=table.num_rows, tokens=int(sequence_lengths(table).sum()), rows_untrained=gone
             )
     return PackResult(packed, report)
 
 
-def _plain_dataset(source: Dataset, table: pa.Table, tag: str) -> Dataset:
-    """``table`` as a Dataset whose fingerprint derives from ``source``'s."""
+def derived_dataset(sources: Sequence[Dataset], table: pa.Table, tag: str) -> Dataset:
+    """``table`` as a Dataset whose fingerprint derives from ``sources``' and ``tag``.
+
+    Given no fingerprint, ``datasets`` makes one by pickling the whole table to hash it: a second copy
+    of every token in memory at once (about 2x the table's size at the peak, on a million rows gigabytes).
+    """
     from datasets import Dataset
 
-    parent = getattr(source, "_fingerprint", None) or uuid.uuid4().hex
-    return Dataset(table, fingerprint=hashlib.sha256(f"{parent}|{tag}".encode()).hexdigest()[:16])
+    parents = "|".join(getattr(source, "_fingerprint", None) or uuid.uuid4().hex for source in sources)
+    return Dataset(table, fingerprint=hashlib.sha256(f"{parents}|{tag}".encode()).hexdigest()[:16])
 
 
 def _has_labels(dataset: Any) -> bool:
