@@ -420,7 +420,7 @@ def tokenize_dataset(
                 raise RowError(reason, field=field, **where) from None
             table = shard.table()
             for array in (shard.lengths, shard.input_ids, shard.labels):
-                digest.update(memoryview(np.ascontiguousarray(array)))
+                digest.update(np.ascontiguousarray(array).data)
             rows_out += table.num_rows
             if spool is not None:
                 spool.write(table)
