@@ -32,7 +32,10 @@ __all__ = ["ConvertedSource", "check_data", "convert_raw", "convert_source"]
 
 @attrs.frozen
 class ConvertedSource:
-    """One source read, converted and checked: its rows, where each came from, and its report."""
+    """One source read, converted and checked: its rows, where each came from, and its report.
+
+    ``raw`` keeps where each row came from, not the rows read: the converted rows are all that is used.
+    """
 
     raw: RawRows = attrs.field(repr=False)
     prepared: PreparedRows = attrs.field(repr=False)
@@ -73,7 +76,9 @@ def convert_raw(
     rows = prepared.rows
     conversational = report.canonical != "prompt_completion" or isinstance(rows[0].get("prompt"), list)
     loss = effective_loss(settings.loss_spec.mode, report.canonical, conversational=conversational)
-    return ConvertedSource(raw, prepared, report, loss, spec.on_bad_rows, spec.special_tokens_in_text)
+    return ConvertedSource(
+        raw.without_rows(), prepared, report, loss, spec.on_bad_rows, spec.special_tokens_in_text
+    )
 
 
 def check_data(

@@ -26,7 +26,15 @@ from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.formats import json_text
 from trl_sft_kit.specs import DatasetSpec, InlineRows
 
-__all__ = ["SUPPORTED_SUFFIXES", "RawRows", "UnreadableRow", "load_rows", "source_path"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "RawRows",
+    "UnreadableRow",
+    "json_lines",
+    "load_rows",
+    "source_path",
+    "utf8_lines",
+]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
@@ -57,7 +65,12 @@ class RawRows:
     """What the reading itself found worth saying (files of a folder left out); the report repeats it."""
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.origins)
+
+    def without_rows(self) -> RawRows:
+        """The same source with its rows let go and their places kept: what errors and reports need once
+        the rows are converted (a million conversations read from a file are gigabytes)."""
+        return attrs.evolve(self, rows=[])
 
     def label(self, index: int) -> str:
         """``file.jsonl, line 12`` or ``row 12``, for messages."""
@@ -212,18 +225,45 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _lines(text: str) -> list[str]:
-    """Split at line feeds (and CR LF) only, so line numbers match what ``wc -l`` and editors count."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines, numbered from 1, each with its ending, read one at a time (never the whole file
+    in memory); a line ends at a line feed only. A UTF-8 byte order mark before the first line is dropped.
+
+    Raises:
+        RowError: a line that is not UTF-8 (its line, the byte and its offset in the file named).
+        DataSourceError: the file cannot be read.
+    """
+    name = str(path)
+    offset = 0
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    at = offset + exc.start
+                    raise RowError(
+                        f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {at}); "
+                        "re-save it as UTF-8.",
+                        path=name,
+                        line=number,
+                    ) from None
+                offset += len(raw)
+                yield number, line.removeprefix("\ufeff") if number == 1 else line
+    except OSError as exc:
+        raise DataSourceError(f"cannot read {name!r}: {exc.strerror or exc}.", path=name) from exc
 
 
-def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
-    from trl_sft_kit.data.tokenize import progress
+def json_lines(path: Path, *, skip: bool = False) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSON Lines file with its number, parsed, one at a time.
 
-    rows: list[Any] = []
-    origins: list[tuple[str, int | None, int]] = []
-    lines = _lines(_read_text(path))
-    for number, line in enumerate(progress(lines, f"reading {path.name}"), start=1):
+    Under ``skip`` a line that is not a JSON value the kit reads becomes an ``UnreadableRow`` in its place.
+
+    Raises:
+        RowError: such a line, unless ``skip`` (file, line and, for NaN or too deep a value, the field).
+    """
+    for number, ended in utf8_lines(path):
+        line = ended.removesuffix("\n").removesuffix("\r")
         if not line.strip():
             continue
         reason: str | None = None
@@ -235,14 +275,30 @@ def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tupl
                 f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
                 "JSON object. Fix or remove the line."
             )
-        except json_text.JSONTextError as exc:
+        except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
             reason, field = f"{exc.reason} Fix or remove the line.", json_text.dotted(exc.place) or None
         if reason is not None:
             if not skip:
                 raise RowError(reason, path=str(path), line=number, field=field) from None
             row = UnreadableRow(reason, field)
-        rows.append(row)
-        origins.append((str(path), number, len(rows) - 1))
+        yield number, row
+
+
+def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    from tqdm.auto import tqdm
+
+    from trl_sft_kit.data.tokenize import PROGRESS_MIN_ROWS
+
+    name = str(path)  # one string for every row's origin
+    rows: list[Any] = []
+    origins: list[tuple[str, int | None, int]] = []
+    # The lines are read one at a time, so the bar knows no total; small files show none.
+    big = path.stat().st_size >= PROGRESS_MIN_ROWS * 1024
+    with tqdm(desc=f"reading {path.name}", unit="row", leave=False, disable=None if big else True) as bar:
+        for number, row in json_lines(path, skip=skip):
+            rows.append(row)
+            origins.append((name, number, len(rows) - 1))
+            bar.update()
     return rows, origins
 
 
@@ -291,12 +347,14 @@ def _json_file_error(exc: json_text.JSONTextError, path: Path) -> RowError:
 
 
 def _read_txt(path: Path, text_field: str) -> tuple[list[Any], list[tuple[str, int | None, int]]]:
+    name = str(path)
     rows: list[Any] = []
     origins: list[tuple[str, int | None, int]] = []
-    for number, line in enumerate(_lines(_read_text(path)), start=1):
+    for number, ended in utf8_lines(path):
+        line = ended.removesuffix("\n").removesuffix("\r")
         if line.strip():
             rows.append({text_field: line})
-            origins.append((str(path), number, len(rows) - 1))
+            origins.append((name, number, len(rows) - 1))
     return rows, origins
 
 

@@ -9,7 +9,6 @@ through ``datasets``' own streaming. Each raw row comes with where it came from 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,13 +19,13 @@ from trl_sft_kit.data.file_kinds import data_files
 from trl_sft_kit.data.sources import (
     SUPPORTED_SUFFIXES,
     RawRows,
-    UnreadableRow,
     _looks_like_path,
     csv_records,
+    json_lines,
     source_path,
+    utf8_lines,
 )
-from trl_sft_kit.errors import DataSourceError, RowError
-from trl_sft_kit.formats import json_text
+from trl_sft_kit.errors import DataSourceError
 from trl_sft_kit.specs import InlineRows
 
 if TYPE_CHECKING:
@@ -112,40 +111,19 @@ def _read_file(path: Path, spec: DatasetSpec) -> Iterator[Row]:
 
 def _utf8_lines(path: Path) -> Iterator[str]:
     """The file's lines with their endings (what the csv module reads), each checked to be UTF-8."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise RowError(
-                    "the line is not UTF-8; re-save the file as UTF-8.", path=str(path), line=number
-                ) from None
-            yield line.removeprefix("\ufeff") if number == 1 else line
+    return (line for _, line in utf8_lines(path))
 
 
 def _read_lines(path: Path, spec: DatasetSpec) -> Iterator[Row]:
     """JSON Lines or text, one line at a time; lines end at a line feed only, as ``sources`` reads them."""
-    text = path.suffix.lower() == ".txt"
-    for number, ended in enumerate(_utf8_lines(path), start=1):
+    if path.suffix.lower() == ".jsonl":
+        for number, row in json_lines(path, skip=spec.on_bad_rows == "skip"):
+            yield f"{path}, line {number}", row
+        return
+    for number, ended in utf8_lines(path):
         line = ended.removesuffix("\n").removesuffix("\r")
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        if text:
-            yield where, {spec.text_field: line}
-            continue
-        try:
-            yield where, json_text.loads(line)
-        except json.JSONDecodeError as exc:
-            reason = f"not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object."
-            if spec.on_bad_rows != "skip":
-                raise RowError(reason, path=str(path), line=number) from None
-            yield where, UnreadableRow(reason)
-        except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
-            field = json_text.dotted(exc.place) or None
-            if spec.on_bad_rows != "skip":
-                raise RowError(exc.reason, path=str(path), line=number, field=field) from None
-            yield where, UnreadableRow(exc.reason, field)
+        if line.strip():
+            yield f"{path}, line {number}", {spec.text_field: line}
 
 
 def _hub_stream(name: str, spec: DatasetSpec) -> RowStream:
