@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,32 @@ def test_workers_fork_with_the_heap_frozen_and_this_process_gets_it_back(small_s
         assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
+
+
+class _Result:
+    """A shard's result the test can see alive or gone (``weakref``)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+
+def _result(start: int, end: int) -> _Result:
+    return _Result(start)
+
+
+def test_the_parent_holds_a_few_shards_results_not_every_one(small_shards: None) -> None:
+    """Shards are submitted a bounded window ahead and a result is let go once yielded: the parent's memory
+    grows with the window, not with the dataset (every result held to the end was every token)."""
+    alive: weakref.WeakSet[_Result] = weakref.WeakSet()
+    starts = []
+    for result in parallel.map_shards(_result, 7 * 40, 2):
+        alive.add(result)
+        starts.append(result.start)
+        del result
+        gc.collect()
+        assert len(alive) <= 1  # the one yielded last is gone once the loop moves on
+    assert starts == [start for start, _ in parallel.shards(7 * 40, 7)]
+    assert not multiprocessing.active_children()
 
 
 def test_one_process_and_small_datasets_stay_serial(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,10 @@ the parent alone decides, and nothing is written to disk by a worker.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -25,7 +27,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Generator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from trl_sft_kit.errors import RecipeError
@@ -53,6 +55,10 @@ PARALLEL_MIN_ROWS = 2000
 
 SHARD_ROWS = 1000
 """The most rows one shard holds: a worker's memory grows with its shard, not with the dataset."""
+
+IN_FLIGHT_PER_WORKER = 2
+"""Shards submitted ahead per worker: enough that no worker waits, few enough that finished shards held
+for the one before them stay a few shards' tokens."""
 
 SPOOL_MIN_ROWS = 50_000
 """From this many rows on, tokenized shards are spooled to an Arrow file on disk and memory-mapped."""
@@ -136,9 +142,21 @@ def map_shards(task: Callable[[int, int], T], rows: int, num_proc: int) -> Gener
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint
     )
     try:
-        futures = [executor.submit(_run, bounds) for bounds in ranges]
-        for future in futures:
-            yield future.result()  # a worker that dies (killed, out of memory) raises BrokenProcessPool
+        # A bounded window of shards in flight: a result is let go once yielded, and no more than
+        # ``IN_FLIGHT_PER_WORKER`` per worker wait, done, for the one before them; the results of every
+        # shard held to the end would be the whole dataset's tokens in this process.
+        pending = iter(ranges)
+        window: collections.deque[Future[Any]] = collections.deque(
+            executor.submit(_run, bounds)
+            for bounds in itertools.islice(pending, workers * IN_FLIGHT_PER_WORKER)
+        )
+        while window:
+            result = window.popleft().result()  # a worker that dies (killed, out of memory) raises
+            following = next(pending, None)
+            if following is not None:
+                window.append(executor.submit(_run, following))
+            yield result
+            del result
     finally:
         # Ctrl-C, an error, or a caller that stopped early: no worker outlives the call.
         _stop(executor)
