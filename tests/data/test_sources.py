@@ -375,3 +375,23 @@ def test_full_labels_name_the_file_once(tmp_path: Path) -> None:
     assert folder.full_label(2) == folder.label(2) == f"{tmp_path / 'b.jsonl'}, line 1"
     inline = _load(ALPACA[:1])
     assert inline.full_label(0) == "inline rows, row 0"
+
+
+def test_conversion_lets_the_rows_it_read_go_and_never_touches_a_callers_list(tmp_path: Path) -> None:
+    """Rows read from a file are released one by one as they are converted (raw and canonical rows are
+    never both whole in memory); a list the caller built is left exactly as it was."""
+    options = FormatOptions(chat=True)
+    read = _load(_write_jsonl(tmp_path / "a.jsonl", MESSAGES))
+    assert read.owned
+    prepared = convert_rows(read, DatasetSpec("a.jsonl"), options)
+    assert len(prepared.rows) == len(MESSAGES)
+    assert read.rows == [None] * len(MESSAGES)
+    assert read.label(3) == "line 4"  # the places stay for the errors and reports that follow
+
+    from trl_sft_kit.data.sources import RawRows
+
+    mine = [dict(row) for row in MESSAGES]
+    given = RawRows("mine", mine, [("mine", None, index) for index in range(len(mine))])
+    assert not given.owned
+    assert len(convert_rows(given, DatasetSpec("mine"), options).rows) == len(MESSAGES)
+    assert mine == MESSAGES

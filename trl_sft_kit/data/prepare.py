@@ -61,7 +61,7 @@ def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
             rows.append({mapping.get(key, key): value for key, value in row.items()})
         else:
             rows.append(row)
-    return attrs.evolve(raw, rows=rows)
+    return attrs.evolve(raw, rows=rows, owned=True)
 
 
 def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Detection:
@@ -91,7 +91,7 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     kept_rows, media_rows, media_dropped = handle_media(
         raw.rows, spec.media, source=raw.name, where=raw.where
     )
-    raw = attrs.evolve(raw, rows=kept_rows)
+    raw = attrs.evolve(raw, rows=kept_rows, owned=raw.owned or kept_rows is not raw.rows)
     if raw.rows and not any(isinstance(row, Mapping) for row in raw.rows):
         try:
             _as_object(raw.rows[0])
@@ -108,7 +108,8 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
     skipped: list[SkippedRow] = []
     from trl_sft_kit.data.tokenize import progress
 
-    for index, row in enumerate(progress(raw.rows, "converting")):
+    rows_in = raw.rows
+    for index, row in enumerate(progress(rows_in, "converting")):
         try:
             rows.append(convert_row(registration, _as_object(row), options, raw.full_label(index)))
             kept.append(index)
@@ -116,6 +117,8 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
             skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason, bad=False))
         except RowError as exc:
             skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, f"format {detection.format!r}"))
+        if raw.owned:  # the row read is let go as its canonical row is made: never both whole at once
+            rows_in[index] = None
     report = DatasetReport(
         source=raw.name,
         format=detection.format,

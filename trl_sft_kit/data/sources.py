@@ -63,6 +63,9 @@ class RawRows:
     origins: list[tuple[str, int | None, int]] = attrs.field(repr=False)
     notes: tuple[str, ...] = ()
     """What the reading itself found worth saying (files of a folder left out); the report repeats it."""
+    owned: bool = False
+    """Whether ``rows`` is a list the kit made (read from a file, the hub or a ``datasets`` object), so that
+    conversion may let each row go once it is converted; a caller's own list is never changed."""
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -181,7 +184,7 @@ def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
         rows += part.rows
         origins += part.origins
     notes = (left_out_note(folder, left_out),) if left_out else ()
-    return RawRows(str(folder), rows, origins, notes)
+    return RawRows(str(folder), rows, origins, notes, owned=True)
 
 
 def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
@@ -206,7 +209,7 @@ def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
         )
     if not rows:
         raise DataSourceError(f"{name!r} holds no rows; check that it is the file you meant.", path=name)
-    return RawRows(name, rows, origins)
+    return RawRows(name, rows, origins, owned=True)
 
 
 def _read_text(path: Path) -> str:
@@ -476,4 +479,4 @@ def _read_dataset_object(table: Any, spec: DatasetSpec, name: str | None = None)
         )
     rows = table.to_list()
     label = name or f"datasets.Dataset ({len(rows)} rows)"
-    return RawRows(label, rows, [(label, None, index) for index in range(len(rows))])
+    return RawRows(label, rows, [(label, None, index) for index in range(len(rows))], owned=True)
