@@ -2,14 +2,16 @@
 
 Two architectures, as ``architecture=``: ``"llava"`` (the default) and ``"idefics3"`` (SmolVLM's: a
 one-layer SigLIP-style tower, a pixel-shuffle connector and a two-layer Llama, 56-pixel images of 4 image
-tokens, TRL's ``smolvlm_training`` template).
+tokens, TRL's ``smolvlm`` template).
 
 The LLaVA is a ``LlavaForConditionalGeneration`` (a one-layer CLIP vision tower, a projector and a
 two-layer Llama language model); the processor a ``LlavaProcessor`` with a CLIP image processor that
 resizes every image to 28 x 28 pixels (4 patches of 14, so 4 image tokens per image), the tiny tokenizer of
-``trl_sft_kit.testing`` and TRL's bundled ``llava_next_training`` chat template (its ``{% generation %}``
-markers give assistant masks). LLaVA is chosen because its processor needs neither torchvision nor a video
-processor, so it builds wherever transformers does.
+``trl_sft_kit.testing`` and TRL's bundled ``llava_next`` chat template. Both templates are the plain ones,
+without ``{% generation %}`` markers, as the models ship them: the kit's own masks find the assistant's
+turns; pass ``chat_template="llava_next_training"`` (or ``"smolvlm_training"``) for TRL's twins. LLaVA is
+chosen because its processor needs neither torchvision nor a video processor, so it builds wherever
+transformers does.
 
 Example:
     >>> processor = tiny_vision_processor()  # doctest: +SKIP
@@ -50,10 +52,10 @@ PATCH_SIZE = 14
 IMAGE_TOKENS_PER_IMAGE = (IMAGE_SIZE // PATCH_SIZE) ** 2
 """How many ``<image>`` tokens the processor writes for each image."""
 
-VISION_CHAT_TEMPLATE = "llava_next_training"
+VISION_CHAT_TEMPLATE = "llava_next"
 """The TRL chat template the tiny LLaVA processor renders conversations with."""
 
-ARCHITECTURES: dict[str, str] = {"llava": VISION_CHAT_TEMPLATE, "idefics3": "smolvlm_training"}
+ARCHITECTURES: dict[str, str] = {"llava": VISION_CHAT_TEMPLATE, "idefics3": "smolvlm"}
 """The tiny architectures, each with the TRL chat template its processor renders with."""
 
 _IDEFICS3_IMAGE_SIZE = 56

@@ -4,31 +4,44 @@ A model is a vision-language model when its config has a ``vision_config`` (LLaV
 SmolVLM, Gemma 3, ...). It then loads with ``AutoModelForImageTextToText``, its processor
 (``AutoProcessor``) is the processing class, the rows keep their images (``trl_sft_kit.vision.data``) and
 ``VisionCollator`` makes the batches: TRL's ``DataCollatorForVisionLanguageModeling`` (which renders and
-processes the images per batch), with image tokens and padding never trained. ``loss("assistant_only")``
-uses the template's ``{% generation %}`` markers, as TRL's vision training templates in
-``trl/chat_templates`` have them. LoRA's ``"all-linear"`` targets the language model's projections only, so
-the vision tower stays frozen.
+processes the images per batch), with image tokens and padding never trained. ``loss("auto")`` and
+``loss("assistant_only")`` train the assistant's turns (or the ``roles`` / ``turns`` chosen) by the kit's own
+masks (``trl_sft_kit.vision.masks``) on whatever template the processor has, ``{% generation %}`` markers
+or not. Every row is collated once at compile time: rows too long for ``max_length`` are truncated and
+counted, and a row whose image tokens would be cut is refused (or skipped and counted). LoRA's
+``"all-linear"`` targets the language model's projections only, so the vision tower stays frozen.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from trl_sft_kit.data.mixture import hold_out_rows
-from trl_sft_kit.data.report import DatasetReport
+from trl_sft_kit.data.report import DatasetReport, SkippedRow
 from trl_sft_kit.data.settings import data_seed
 from trl_sft_kit.data.tokenize import TokenizationReport
-from trl_sft_kit.errors import BackendError, RecipeError
+from trl_sft_kit.errors import BackendError, RecipeError, RowError
 from trl_sft_kit.specs import DatasetSpec, ModelSpec, thaw
-from trl_sft_kit.vision.data import prepare_vision_data, vision_dataset
+from trl_sft_kit.vision.data import ROW_PLACE, prepare_vision_data, row_label, vision_dataset
+from trl_sft_kit.vision.masks import ConversationMasks
 
 if TYPE_CHECKING:
     from trl_sft_kit.compile import Compiled
     from trl_sft_kit.recipe import SFTRecipe
 
-__all__ = ["LANGUAGE_MODEL_TARGETS", "VisionCollator", "compile_vision", "is_vision_model", "vision_tokens"]
+__all__ = [
+    "LANGUAGE_MODEL_TARGETS",
+    "Collated",
+    "VisionCollator",
+    "collate_rows",
+    "compile_vision",
+    "is_vision_model",
+    "vision_loss",
+    "vision_tokens",
+]
 
 LANGUAGE_MODEL_TARGETS = (
     r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
@@ -55,21 +68,33 @@ def is_vision_model(spec: ModelSpec) -> bool:
 
 @attrs.define
 class VisionCollator:
-    """TRL's vision collator, then image tokens (and padding) out of the loss: they are inputs, not text.
+    """TRL's vision collator, the kit's masks, then image tokens (and padding) out of the loss.
 
     ``image_token_id`` is the placeholder each image expands into; ``media_token_ids`` are every token that
     stands for an image (that one, and the tokens around it: ``<fake_token_around_image>``,
-    ``<global-img>``, ``<|vision_start|>``, ...), none of which is ever trained.
+    ``<global-img>``, ``<|vision_start|>``, ...), none of which is ever trained. With ``masks`` each row's
+    labels are the kit's (its assistant turns, or the roles and turns chosen); without, every text token.
     """
 
     inner: Any
     image_token_id: int | None
     media_token_ids: tuple[int, ...] = ()
+    masks: ConversationMasks | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        batch: dict[str, Any] = self.inner([dict(example) for example in examples])
+        batch: dict[str, Any] = self.inner(
+            [{key: value for key, value in example.items() if key != ROW_PLACE} for example in examples]
+        )
+        if self.masks is not None:
+            for index, example in enumerate(examples):
+                positions = batch["attention_mask"][index].nonzero().flatten()
+                ids = batch["input_ids"][index][positions].tolist()
+                labels = self.masks.labels(example["messages"], ids, example.get(ROW_PLACE))
+                row = torch.full_like(batch["labels"][index], IGNORE_INDEX)
+                row[positions] = torch.tensor(labels, dtype=row.dtype)
+                batch["labels"][index] = row
         if self.media_token_ids:
             media = torch.isin(batch["input_ids"], torch.tensor(self.media_token_ids))
             batch["labels"][media] = IGNORE_INDEX
@@ -132,8 +157,6 @@ def refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
             "loss('completion_only') needs prompt-completion rows; vision rows are conversations: use "
             "loss('assistant_only') or loss('all')."
         )
-    if recipe.loss_spec.turns != "all":
-        problems.append("loss(..., turns='last') is not supported for vision rows yet; use turns='all'.")
     if problems:
         raise RecipeError(" ".join(problems), problems=tuple(problems))
 
@@ -167,44 +190,132 @@ def load_processor(spec: ModelSpec, recipe: SFTRecipe) -> Any:
     return processor
 
 
+def vision_loss(recipe: SFTRecipe) -> str:
+    """What a vision recipe trains: ``"assistant_only"`` (the default ``auto`` too: the model's own words,
+    as for text conversations) or ``"all"`` (``loss("all")`` and ``loss("trl")``: every text token)."""
+    return "assistant_only" if recipe.loss_spec.mode in ("auto", "assistant_only") else "all"
+
+
 def vision_collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -> VisionCollator:
+    """The collator of a vision recipe: TRL's, cutting rows at ``max_length``, with the kit's masks."""
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    assistant_only = recipe.loss_spec.mode == "assistant_only"
-    if assistant_only and "generation" not in processor.chat_template:
-        raise RecipeError(
-            "loss('assistant_only') needs a chat template that marks the assistant's tokens with "
-            "{% generation %}; this processor's does not. Use a training template bundled with TRL "
-            "(.tokens(chat_template='llava_next_training'), 'qwen2_5_vl_training', 'smolvlm_training', ...)."
+    inner = DataCollatorForVisionLanguageModeling(processor=processor, max_length=max_length)
+    media = media_tokens(processor)
+    masks = None
+    if vision_loss(recipe) == "assistant_only":
+        spec = recipe.loss_spec
+        turns: Any = spec.turns
+        masks = ConversationMasks(
+            processor.tokenizer, processor.chat_template, frozenset(media), turns, spec.roles
         )
-    inner = DataCollatorForVisionLanguageModeling(
-        processor=processor, max_length=max_length, assistant_only_loss=assistant_only
-    )
-    return VisionCollator(inner, vision_tokens(processor), media_tokens(processor))
+    return VisionCollator(inner, vision_tokens(processor), media, masks)
 
 
-def collated_rows(rows: list[dict[str, Any]], collator: VisionCollator) -> list[tuple[list[int], list[int]]]:
-    """Each row's ``input_ids`` and ``labels`` as the collator makes them for a batch of that row alone."""
-    out = []
+@attrs.frozen
+class Collated:
+    """Rows collated one at a time as training will, with what ``max_length`` and the masks did to them.
+
+    Attributes:
+        rows: the rows kept, in order.
+        tokens: each kept row's ``input_ids`` and ``labels`` whole (training cuts them at ``max_length``;
+            ``inspect()`` shows where).
+        report: tokens and tokens carrying loss after the cut, rows truncated and dropped, rows skipped.
+    """
+
+    rows: list[dict[str, Any]]
+    tokens: list[tuple[list[int], list[int]]]
+    report: TokenizationReport
+
+
+def collate_rows(
+    rows: list[dict[str, Any]],
+    collator: VisionCollator,
+    *,
+    loss: str,
+    max_length: int | None,
+    on_bad_rows: str = "error",
+    roles: tuple[str, ...] = ("assistant",),
+    turns: str = "all",
+) -> Collated:
+    """Collate each row alone, uncut, and count what ``max_length`` cuts, as the text path does.
+
+    A row longer than ``max_length`` is truncated at its end (by TRL's collator in training, counted here);
+    a row whose image tokens run past ``max_length`` would lose part of an image, and a row left with no
+    token carrying loss trains nothing: the first is a ``RowError``, the second dropped and counted.
+
+    Raises:
+        RowError: a row whose masks cannot be made or whose image tokens would be cut, naming its file,
+            row and field, unless ``on_bad_rows="skip"`` (then skipped and counted).
+    """
+    import dataclasses
+
+    uncut = attrs.evolve(collator, inner=dataclasses.replace(collator.inner, max_length=None))
+    media = set(collator.media_token_ids)
+    kept: list[dict[str, Any]] = []
+    tokens: list[tuple[list[int], list[int]]] = []
+    skipped: list[SkippedRow] = []
+    truncated = cut = no_loss = all_cut = 0
+    totals = [0, 0]  # tokens, tokens carrying loss: after the cut
     for row in rows:
-        batch = collator([row])
-        keep = batch["attention_mask"][0].bool()
-        out.append((batch["input_ids"][0][keep].tolist(), batch["labels"][0][keep].tolist()))
-    return out
-
-
-def tokenization_report(
-    collated: list[tuple[list[int], list[int]]], loss: str, max_length: int | None
-) -> TokenizationReport:
-    """Tokens and tokens carrying loss of the collated rows (image tokens count as tokens, never trained)."""
-    return TokenizationReport(
+        try:
+            ids, labels = _collate_one(uncut, row)
+            if max_length is not None and any(token in media for token in ids[max_length:]):
+                start = next(at for at, token in enumerate(ids) if token in media)
+                raise RowError(
+                    f"the row is {len(ids)} tokens and its image tokens (from token {start}) run past "
+                    f"max_length {max_length}, which would cut an image off its tokens. Raise "
+                    ".training(max_length=...), or shorten the row.",
+                    field="images",
+                    **row.get(ROW_PLACE, {}),
+                )
+        except RowError as exc:
+            if on_bad_rows != "skip":
+                raise
+            skipped.append(SkippedRow(row_label(row), exc.field, exc.reason))
+            continue
+        trained_before = sum(label != IGNORE_INDEX for label in labels)
+        length = len(ids) if max_length is None else min(len(ids), max_length)
+        if length < len(ids):
+            truncated += 1
+            cut += len(ids) - length
+        trained = sum(label != IGNORE_INDEX for label in labels[:length])
+        if not trained:
+            no_loss += trained_before == 0
+            all_cut += trained_before > 0
+            continue
+        kept.append(row)
+        tokens.append((ids, labels))
+        totals[0] += length
+        totals[1] += trained
+    if not kept:
+        first = f"; first skipped: {skipped[0]}" if skipped else ""
+        raise RowError(
+            f"no row is left to train on: {len(skipped)} skipped, {no_loss} without a token carrying loss, "
+            f"{all_cut} with every such token cut by max_length {max_length}{first}."
+        )
+    report = TokenizationReport(
         loss=loss,
-        rows_in=len(collated),
-        rows_out=len(collated),
-        tokens=sum(len(ids) for ids, _ in collated),
-        trained_tokens=sum(sum(1 for label in labels if label != IGNORE_INDEX) for _, labels in collated),
+        rows_in=len(rows),
+        rows_out=len(kept),
+        tokens=totals[0],
+        trained_tokens=totals[1],
         max_length=max_length,
+        rows_truncated=truncated,
+        tokens_truncated=cut,
+        rows_without_trained_tokens=no_loss,
+        rows_all_trained_tokens_cut=all_cut,
+        skipped=tuple(skipped),
+        roles=roles,
+        turns=turns,
     )
+    return Collated(kept, tokens, report)
+
+
+def _collate_one(collator: VisionCollator, row: dict[str, Any]) -> tuple[list[int], list[int]]:
+    batch = collator([row])
+    keep = batch["attention_mask"][0].bool()
+    return batch["input_ids"][0][keep].tolist(), batch["labels"][0][keep].tolist()
 
 
 def _lora(recipe: SFTRecipe) -> Any:
@@ -273,8 +384,9 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
 
     Raises:
         RecipeError: what vision rows cannot do yet (packing, streaming, mixtures, completion-only
-            loss), or a template without generation markers for assistant-only loss.
-        RowError: a bad vision row (file, row, field), unless skipped under ``on_bad_rows="skip"``.
+            loss).
+        RowError: a bad vision row (file, row, field: an image that cannot be read, a turn the masks
+            cannot find, image tokens past ``max_length``), unless skipped under ``on_bad_rows="skip"``.
         BackendError: the processor or model cannot be loaded, or TRL cannot build the trainer.
     """
     import torch
@@ -294,8 +406,28 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     kwargs["remove_unused_columns"] = False
     config = _build_config(kwargs)
     collator = vision_collator(recipe, processor, config.max_length)
-    loss = "assistant_only" if recipe.loss_spec.mode == "assistant_only" else "all"
-    tokenization = tokenization_report(collated_rows(rows, collator), loss, config.max_length)
+    collate = functools.partial(
+        collate_rows,
+        collator=collator,
+        loss=vision_loss(recipe),
+        max_length=config.max_length,
+        on_bad_rows=spec.on_bad_rows,
+        roles=recipe.loss_spec.roles,
+        turns=recipe.loss_spec.turns,
+    )
+    train = collate(rows)
+    if eval_rows:
+        held = collate(eval_rows)
+        eval_rows = held.rows
+        counts = held.report
+        if counts.rows_out != counts.rows_in or counts.rows_truncated:
+            note = (
+                f"evaluation rows: {counts.rows_out} of {counts.rows_in} kept "
+                f"({len(counts.skipped)} skipped, "
+                f"{counts.rows_without_trained_tokens + counts.rows_all_trained_tokens_cut} without a token "
+                f"carrying loss), {counts.rows_truncated} truncated at max_length {counts.max_length}"
+            )
+            report = attrs.evolve(report, notes=(*report.notes, note))
     model = _model(model_spec, recipe)
     from trl import SFTTrainer
 
@@ -303,7 +435,7 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
         trainer = SFTTrainer(
             model=model,
             args=config,
-            train_dataset=vision_dataset(rows),
+            train_dataset=vision_dataset(train.rows),
             eval_dataset=vision_dataset(eval_rows) if eval_rows else None,
             processing_class=processor,
             data_collator=collator,
@@ -320,5 +452,5 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
         trainer=trainer,
         report=report,
         model_name=name,
-        tokenization=tokenization,
+        tokenization=train.report,
     )

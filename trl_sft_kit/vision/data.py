@@ -17,10 +17,14 @@ from trl_sft_kit.vision.rows import vision_row
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["VISION_FORMAT", "prepare_vision_data", "vision_dataset"]
+__all__ = ["ROW_PLACE", "VISION_FORMAT", "prepare_vision_data", "row_label", "vision_dataset"]
 
 VISION_FORMAT = "vision_messages"
 """The format name vision rows are reported under."""
+
+ROW_PLACE = "source_row"
+"""The key of a vision row holding where it was read (``path``, ``row``, ``line``: ``RowError``'s keywords),
+for the errors of its masks at compile time; ``vision_dataset`` leaves it out."""
 
 
 def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], DatasetReport]:
@@ -44,7 +48,7 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
         origin = Path(raw.origins[index][0])
         base = origin.parent if origin.is_file() else None
         try:
-            rows.append(vision_row(_as_object(row), base))
+            rows.append({**vision_row(_as_object(row), base), ROW_PLACE: raw.where(index)})
         except RowError as exc:
             skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, "vision rows"))
     if not rows:
@@ -74,14 +78,28 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
     return rows, report
 
 
+def row_label(row: dict[str, Any]) -> str:
+    """``data.json, row 3`` (or ``line 3``): where a vision row was read, for skipped-row reports."""
+    place = row.get(ROW_PLACE) or {}
+    where = f"line {place['line']}" if place.get("line") is not None else f"row {place.get('row')}"
+    return f"{place['path']}, {where}" if place.get("path") else where
+
+
 def vision_dataset(rows: list[dict[str, Any]]) -> Dataset:
-    """The rows as a ``datasets.Dataset``: ``messages`` of content parts and ``images`` as ``Image``."""
+    """The rows as a ``datasets.Dataset``: ``messages`` of content parts (and ``train``: false for a turn
+    not to train, else None) and ``images`` as ``Image``."""
     import datasets
 
     part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
     features = datasets.Features(
         {
-            "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
+            "messages": datasets.List(
+                {
+                    "role": datasets.Value("string"),
+                    "content": datasets.List(part),
+                    "train": datasets.Value("bool"),  # None unless a turn is marked not to train
+                }
+            ),
             "images": datasets.List(datasets.Image()),
         }
     )

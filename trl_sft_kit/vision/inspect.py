@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from trl_sft_kit.data.masks import MaskedTokens
 from trl_sft_kit.specs import ModelSpec
 from trl_sft_kit.vision.compile import (
-    collated_rows,
+    collate_rows,
     load_processor,
     refuse_what_vision_cannot_do,
-    tokenization_report,
     vision_collator,
+    vision_loss,
 )
 from trl_sft_kit.vision.data import prepare_vision_data
 
@@ -43,10 +43,18 @@ def inspect_vision(recipe: SFTRecipe, model_spec: ModelSpec, origin: str, rows: 
     (spec,) = recipe.dataset_specs
     processor = load_processor(model_spec, recipe)
     max_length = max_length_of(recipe)
-    collator = vision_collator(recipe, processor, None)
+    collator = vision_collator(recipe, processor, max_length)
     prepared, report = prepare_vision_data(spec)
-    collated = collated_rows(prepared, collator)
-    loss = "assistant_only" if recipe.loss_spec.mode == "assistant_only" else "all"
+    result = collate_rows(
+        prepared,
+        collator,
+        loss=vision_loss(recipe),
+        max_length=max_length,
+        on_bad_rows=spec.on_bad_rows,
+        roles=recipe.loss_spec.roles,
+        turns=recipe.loss_spec.turns,
+    )
+    prepared, collated = result.rows, result.tokens
     tokenizer = processor.tokenizer
     shown = tuple(
         render_row(tokenizer, index, None, MaskedTokens(ids, labels), max_length)
@@ -70,7 +78,7 @@ def inspect_vision(recipe: SFTRecipe, model_spec: ModelSpec, origin: str, rows: 
         chat_template=recipe.tokens_spec.chat_template,
         has_chat_template=True,
         data=report,
-        tokenization=tokenization_report(collated, loss, None),
+        tokenization=result.report,
         loss_mode=recipe.loss_spec.mode,
         rows=shown,
         lengths=LengthStats.of([len(ids) for ids, _ in collated]),

@@ -87,8 +87,9 @@ def load_image(value: Any, base: Path | None, field: str) -> Any:
         ) from None
 
 
-def _turns(row: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any]]]:
-    """The row's field of turns and its ``(role, content)`` pairs, roles made standard."""
+def _turns(row: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any, bool]]]:
+    """The row's field of turns and its ``(role, content, trained)`` triples, roles made standard;
+    ``trained`` is false for a turn marked ``"train": false`` or ``"weight": 0``, as in text rows."""
     for key in ("messages", "conversations"):
         turns = row.get(key)
         if isinstance(turns, list) and turns:
@@ -106,7 +107,8 @@ def _turns(row: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any]]]:
                 f"role {role!r} is not one of {', '.join(_ROLES)} (vision rows have no tools).",
                 field=f"{key}[{index}].role",
             )
-        pairs.append((role, turn.get("content", turn.get("value"))))
+        trained = turn.get("train") is not False and turn.get("weight") != 0
+        pairs.append((role, turn.get("content", turn.get("value")), trained))
     return key, pairs
 
 
@@ -161,14 +163,14 @@ def vision_row(row: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
     key, pairs = _turns(row)
     inline: list[Any] = []
     messages = []
-    for index, (role, content) in enumerate(pairs):
+    for index, (role, content, trained) in enumerate(pairs):
         field = f"{key}[{index}].content"
         parts = _parts(content, field, inline)
         if not parts:
             raise RowError(f"the {role} message is empty.", field=field)
         if role != "user" and any(part["type"] == "image" for part in parts):
             raise RowError(f"images belong in user turns, not in a {role} message.", field=field)
-        messages.append({"role": role, "content": parts})
+        messages.append({"role": role, "content": parts, **({} if trained else {"train": False})})
     if messages[-1]["role"] != "assistant":
         raise RowError("the last message must be the assistant's, the one to train on.", field=f"{key}[-1]")
     column_key = "images" if "images" in row else "image" if "image" in row else None
