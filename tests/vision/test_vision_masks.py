@@ -19,7 +19,7 @@ import pytest
 from trl_sft_kit import SFTRecipe
 from trl_sft_kit.data.masks import IGNORE_INDEX, tokenize_conversation
 from trl_sft_kit.data.masks.templates import VISION_TEMPLATES
-from trl_sft_kit.errors import RowError
+from trl_sft_kit.errors import RecipeError, RowError
 from trl_sft_kit.testing import bundled_chat_template, bundled_chat_template_names, tiny_tokenizer
 from trl_sft_kit.testing.vision import (
     IMAGE_TOKENS_PER_IMAGE,
@@ -259,3 +259,47 @@ def test_a_turn_marked_not_to_train_is_rendered_but_not_trained(tiny_vlm_dir: Pa
     assert "Yes, red." in trained and "A red square." not in trained
     assert "A red square." in str(compiled.trainer.train_dataset[0]["messages"])  # still rendered
     assert compiled.tokenization.rows_out == 1 and compiled.tokenization.rows_without_trained_tokens == 1
+
+
+def _prompt_completion_rows(folder: Path, n: int) -> Path:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(n):
+        sample_image("blue").save(folder / "images" / f"{index}.png")
+        rows.append(
+            {
+                "prompt": [
+                    {"role": "user", "content": "Hello."},
+                    {"role": "assistant", "content": "Hi there."},
+                    {"role": "user", "content": [{"type": "image"}, text("What colour is it?")]},
+                ],
+                "completion": [{"role": "assistant", "content": "A blue square."}],
+                "images": [f"images/{index}.png"],
+            }
+        )
+    path = folder / "pc.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def test_prompt_completion_vision_rows_train_the_completion_only(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    data = _prompt_completion_rows(tmp_path / "data", 2)
+    base = _recipe(tiny_vlm_dir, data, tmp_path / "out")
+    for recipe in (base, base.loss("completion_only"), base.loss("trl")):
+        compiled = recipe.compile()
+        assert compiled.report.canonical == "prompt_completion"
+        assert compiled.tokenization.loss == "completion_only"
+        trained = _trained_text(compiled)
+        assert "A blue square." in trained and "Hi there." not in trained and "colour" not in trained
+    everything = _trained_text(base.loss("all").compile())
+    assert "Hi there." in everything and "colour" in everything
+    assert base.compile().train().losses
+
+    with pytest.raises(RecipeError, match="completion_only"):  # conversations have no completion
+        _recipe(tiny_vlm_dir, _two_turn_rows(tmp_path / "chat", 2), tmp_path / "c").loss(
+            "completion_only"
+        ).compile()
+    strings = [{"prompt": "<image>What colour?", "completion": "Blue.", "images": ["images/0.png"]}]
+    (tmp_path / "data" / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
+    with pytest.raises(RowError, match=r"strings\.json, row 0, field 'prompt': .*must be conversational"):
+        _recipe(tiny_vlm_dir, tmp_path / "data" / "strings.json", tmp_path / "s").compile()

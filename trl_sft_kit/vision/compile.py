@@ -152,11 +152,6 @@ def refuse_what_vision_cannot_do(recipe: SFTRecipe) -> None:
         problems.append(
             "mixtures (mix()) with a vision-language model are not supported yet; use one source."
         )
-    if recipe.loss_spec.mode == "completion_only":
-        problems.append(
-            "loss('completion_only') needs prompt-completion rows; vision rows are conversations: use "
-            "loss('assistant_only') or loss('all')."
-        )
     if problems:
         raise RecipeError(" ".join(problems), problems=tuple(problems))
 
@@ -190,25 +185,34 @@ def load_processor(spec: ModelSpec, recipe: SFTRecipe) -> Any:
     return processor
 
 
-def vision_loss(recipe: SFTRecipe) -> str:
-    """What a vision recipe trains: ``"assistant_only"`` (the default ``auto`` too: the model's own words,
-    as for text conversations) or ``"all"`` (``loss("all")`` and ``loss("trl")``: every text token)."""
-    return "assistant_only" if recipe.loss_spec.mode in ("auto", "assistant_only") else "all"
+def vision_loss(recipe: SFTRecipe, canonical: str = "messages") -> str:
+    """What a vision recipe trains on rows of kind ``canonical``, as for text rows (``effective_loss``):
+    ``"assistant_only"`` for conversations under ``auto``, ``"completion_only"`` for prompt-completion rows
+    (their prompt turns are marked not to train), or ``"all"``: every text token.
+
+    Raises:
+        RecipeError: ``loss("completion_only")`` on conversations.
+    """
+    from trl_sft_kit.data.loss_modes import effective_loss
+
+    return effective_loss(recipe.loss_spec.mode, canonical)
 
 
-def vision_collator(recipe: SFTRecipe, processor: Any, max_length: int | None) -> VisionCollator:
-    """The collator of a vision recipe: TRL's, cutting rows at ``max_length``, with the kit's masks."""
+def vision_collator(
+    recipe: SFTRecipe, processor: Any, max_length: int | None, canonical: str = "messages"
+) -> VisionCollator:
+    """The collator of a vision recipe: TRL's, cutting rows at ``max_length``, with the kit's masks unless
+    the recipe trains every token."""
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     inner = DataCollatorForVisionLanguageModeling(processor=processor, max_length=max_length)
     media = media_tokens(processor)
     masks = None
-    if vision_loss(recipe) == "assistant_only":
+    if vision_loss(recipe, canonical) != "all":
         spec = recipe.loss_spec
         turns: Any = spec.turns
-        masks = ConversationMasks(
-            processor.tokenizer, processor.chat_template, frozenset(media), turns, spec.roles
-        )
+        template = processor.chat_template
+        masks = ConversationMasks(processor.tokenizer, template, frozenset(media), turns, spec.roles)
     return VisionCollator(inner, vision_tokens(processor), media, masks)
 
 
@@ -383,8 +387,8 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     """The ``Compiled`` of a recipe whose model is a vision-language model (see the module docstring).
 
     Raises:
-        RecipeError: what vision rows cannot do yet (packing, streaming, mixtures, completion-only
-            loss).
+        RecipeError: what vision rows cannot do yet (packing, streaming, mixtures), or
+            ``loss("completion_only")`` on conversations.
         RowError: a bad vision row (file, row, field: an image that cannot be read, a turn the masks
             cannot find, image tokens past ``max_length``), unless skipped under ``on_bad_rows="skip"``.
         BackendError: the processor or model cannot be loaded, or TRL cannot build the trainer.
@@ -405,11 +409,11 @@ def compile_vision(recipe: SFTRecipe, model_spec: ModelSpec) -> Compiled:
     )
     kwargs["remove_unused_columns"] = False
     config = _build_config(kwargs)
-    collator = vision_collator(recipe, processor, config.max_length)
+    collator = vision_collator(recipe, processor, config.max_length, report.canonical)
     collate = functools.partial(
         collate_rows,
         collator=collator,
-        loss=vision_loss(recipe),
+        loss=vision_loss(recipe, report.canonical),
         max_length=config.max_length,
         on_bad_rows=spec.on_bad_rows,
         roles=recipe.loss_spec.roles,

@@ -44,11 +44,14 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
         rows_in, media_rows, media_dropped = handle_media(raw.rows, "drop", source=raw.name, where=raw.where)
     rows: list[dict[str, Any]] = []
     skipped: list[SkippedRow] = []
+    prompt_completion = 0
     for index, row in enumerate(rows_in):
         origin = Path(raw.origins[index][0])
         base = origin.parent if origin.is_file() else None
         try:
-            rows.append({**vision_row(_as_object(row), base), ROW_PLACE: raw.where(index)})
+            given = _as_object(row)
+            rows.append({**vision_row(given, base), ROW_PLACE: raw.where(index)})
+            prompt_completion += not any(key in given for key in ("messages", "conversations"))
         except RowError as exc:
             skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, "vision rows"))
     if not rows:
@@ -63,10 +66,11 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
     report = DatasetReport(
         source=raw.name,
         format=VISION_FORMAT,
-        canonical="messages",
+        canonical="prompt_completion" if prompt_completion == len(rows) else "messages",
         detection=(
             f"format {VISION_FORMAT!r}: conversations with images for a vision-language model (content "
-            "parts and an 'images' column, TRL's form)"
+            "parts and an 'images' column, TRL's form"
+            + ("; prompt-completion rows: the prompt's turns are not trained)" if prompt_completion else ")")
         ),
         rows_read=len(raw),
         rows_kept=len(rows),

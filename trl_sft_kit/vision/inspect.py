@@ -43,12 +43,12 @@ def inspect_vision(recipe: SFTRecipe, model_spec: ModelSpec, origin: str, rows: 
     (spec,) = recipe.dataset_specs
     processor = load_processor(model_spec, recipe)
     max_length = max_length_of(recipe)
-    collator = vision_collator(recipe, processor, max_length)
     prepared, report = prepare_vision_data(spec)
+    collator = vision_collator(recipe, processor, max_length, report.canonical)
     result = collate_rows(
         prepared,
         collator,
-        loss=vision_loss(recipe),
+        loss=vision_loss(recipe, report.canonical),
         max_length=max_length,
         on_bad_rows=spec.on_bad_rows,
         roles=recipe.loss_spec.roles,

@@ -6,7 +6,9 @@ The formats people ship become that one form:
 * TRL's and OpenAI's content parts: ``{"type": "image"}`` (the image in ``images``, or in the part's
   ``image``), ``{"type": "image_url", "image_url": {"url": ...}}``;
 * ShareGPT / LLaVA: ``conversations`` of ``{"from", "value"}`` turns with ``<image>`` markers and an
-  ``images`` list or a single ``image``.
+  ``images`` list or a single ``image``;
+* TRL's conversational prompt-completion: ``prompt`` and ``completion`` lists of messages (any of the
+  above contents), which become one conversation whose prompt turns are marked ``"train": False``.
 
 Each image is loaded as an RGB ``PIL.Image``: a path (relative to the data file), ``file://`` URL, a PIL
 image, or a ``datasets.Image`` value (``{"bytes", "path"}``). The count of placeholders must match the
@@ -87,29 +89,49 @@ def load_image(value: Any, base: Path | None, field: str) -> Any:
         ) from None
 
 
-def _turns(row: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any, bool]]]:
-    """The row's field of turns and its ``(role, content, trained)`` triples, roles made standard;
-    ``trained`` is false for a turn marked ``"train": false`` or ``"weight": 0``, as in text rows."""
+def _turns(row: Mapping[str, Any]) -> list[tuple[str, str, Any, bool]]:
+    """The row's turns as ``(field, role, content, trained)``, roles made standard.
+
+    ``trained`` is false for a turn marked ``"train": false`` or ``"weight": 0``, as in text rows, and for
+    every turn of a conversational prompt-completion row's ``prompt`` (its completion is what trains).
+    """
+    fields: list[tuple[str, list[Any], bool]] = []
     for key in ("messages", "conversations"):
         turns = row.get(key)
         if isinstance(turns, list) and turns:
+            fields = [(key, turns, True)]
             break
     else:
-        raise RowError("a vision row needs a 'messages' or 'conversations' list of turns.", field="messages")
-    pairs = []
-    for index, turn in enumerate(turns):
-        if not isinstance(turn, Mapping):
-            raise RowError("each turn must be an object.", field=f"{key}[{index}]")
-        role = turn.get("role", turn.get("from"))
-        role = ROLE_NAMES.get(role, role) if isinstance(role, str) else role
-        if role not in _ROLES:
+        prompt, completion = row.get("prompt"), row.get("completion")
+        if isinstance(prompt, list) and isinstance(completion, list) and prompt and completion:
+            fields = [("prompt", prompt, False), ("completion", completion, True)]
+        elif isinstance(prompt, str) or isinstance(completion, str):
             raise RowError(
-                f"role {role!r} is not one of {', '.join(_ROLES)} (vision rows have no tools).",
-                field=f"{key}[{index}].role",
+                "prompt-completion rows with images must be conversational: give 'prompt' and 'completion' "
+                "as lists of messages (the images in the prompt's user turns).",
+                field="prompt",
             )
-        trained = turn.get("train") is not False and turn.get("weight") != 0
-        pairs.append((role, turn.get("content", turn.get("value")), trained))
-    return key, pairs
+        else:
+            raise RowError(
+                "a vision row needs a 'messages' or 'conversations' list of turns, or 'prompt' and "
+                "'completion' lists of messages.",
+                field="messages",
+            )
+    out = []
+    for key, turns, trainable in fields:
+        for index, turn in enumerate(turns):
+            if not isinstance(turn, Mapping):
+                raise RowError("each turn must be an object.", field=f"{key}[{index}]")
+            role = turn.get("role", turn.get("from"))
+            role = ROLE_NAMES.get(role, role) if isinstance(role, str) else role
+            if role not in _ROLES:
+                raise RowError(
+                    f"role {role!r} is not one of {', '.join(_ROLES)} (vision rows have no tools).",
+                    field=f"{key}[{index}].role",
+                )
+            trained = trainable and turn.get("train") is not False and turn.get("weight") != 0
+            out.append((f"{key}[{index}]", role, turn.get("content", turn.get("value")), trained))
+    return out
 
 
 def _parts(content: Any, field: str, inline: list[Any]) -> list[dict[str, Any]]:
@@ -160,11 +182,11 @@ def vision_row(row: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
         RowError: bad turns, a count of placeholders that differs from the count of images, or an image
             that cannot be loaded; names the field.
     """
-    key, pairs = _turns(row)
+    turns = _turns(row)
     inline: list[Any] = []
     messages = []
-    for index, (role, content, trained) in enumerate(pairs):
-        field = f"{key}[{index}].content"
+    for place, role, content, trained in turns:
+        field = f"{place}.content"
         parts = _parts(content, field, inline)
         if not parts:
             raise RowError(f"the {role} message is empty.", field=field)
@@ -172,7 +194,7 @@ def vision_row(row: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
             raise RowError(f"images belong in user turns, not in a {role} message.", field=field)
         messages.append({"role": role, "content": parts, **({} if trained else {"train": False})})
     if messages[-1]["role"] != "assistant":
-        raise RowError("the last message must be the assistant's, the one to train on.", field=f"{key}[-1]")
+        raise RowError("the last message must be the assistant's, the one to train on.", field=turns[-1][0])
     column_key = "images" if "images" in row else "image" if "image" in row else None
     column = row.get(column_key) if column_key else None
     given = [] if column in (None, "") else list(column) if isinstance(column, (list, tuple)) else [column]
@@ -185,11 +207,12 @@ def vision_row(row: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
         )
     images: list[Any] = []
     taken = 0
+    source = turns[0][0].split("[")[0]  # messages, conversations or prompt
     for position, payload in enumerate(inline):
         if payload is None:
             field = f"{column_key}[{taken}]" if isinstance(column, (list, tuple)) else str(column_key)
             images.append(load_image(given[taken], base, field))
             taken += 1
         else:
-            images.append(load_image(payload, base, f"{key} (image part {position})"))
+            images.append(load_image(payload, base, f"{source} (image part {position})"))
     return {"messages": messages, "images": images}
