@@ -89,6 +89,9 @@ def test_assistant_only_labels_reach_the_trainer(tiny_model_dir: Path, fast_trai
         assert len(kept) > 0
         assert "<|im_start|>user" not in tokenizer.decode(kept)
         assert "<|im_start|>assistant" not in tokenizer.decode(kept)
+    # the canonical rows went once tokenized (the reports stay); training needs the tokens only
+    assert compiled.data is not None and compiled.data.rows == []
+    assert compiled.report.rows_kept == len(source) == len(compiled.trainer.train_dataset)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from trl_sft_kit.compile.compiled import Compiled, run_logger
 from trl_sft_kit.compile.mapping import config_kwargs, fallback_model_note, resolve_model
 from trl_sft_kit.compile.requirements import _import_backend
@@ -56,6 +58,9 @@ def compile_recipe(recipe: SFTRecipe) -> Compiled:
 
     with _main_process_first(recipe, cuda=torch.cuda.is_available()):
         data = prepare_training_data(recipe, tokenizer, use_cache=True)
+    # The canonical rows served tokenization; training needs the tokens only, so they go now rather than
+    # live through the run (about 2.5 KB a conversation: 2.4 GiB for a million).
+    data = attrs.evolve(data, rows=[])
 
     bf16_capable = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     accelerator = bool(

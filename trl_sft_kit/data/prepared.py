@@ -33,7 +33,8 @@ class PreparedData:
         dataset: ``input_ids`` and ``labels`` (and ``seq_lengths`` when packed without crossing sequences);
             a ``datasets.IterableDataset`` for streamed sources.
         rows: the canonical training rows before tokenization, source by source (for streamed sources,
-            the rows read to detect the format; empty when the data came from the cache).
+            the rows read to detect the format; empty when the data came from the cache, and in a
+            ``Compiled``: ``compile()`` lets them go once tokenized).
         report: reading, detection and conversion (of every source together for a mixture, whose shares
             are among its notes).
         tokenization: tokens, tokens carrying loss, truncation.
