@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import attrs
 
+from trl_sft_kit.data.row_store import MappedRows, is_lazy
 from trl_sft_kit.errors import MediaError
 
 __all__ = [
@@ -228,13 +229,19 @@ def _refusable(found: list[MediaFound], media: str) -> list[MediaFound]:
     return found
 
 
+def _without_media(row: Any) -> Any:
+    if not isinstance(row, Mapping) or not has_media(row):
+        return row
+    return drop_media(row)[0]
+
+
 def handle_media(
-    rows: list[Any],
+    rows: Sequence[Any],
     media: str,
     *,
     source: str,
     where: Any,
-) -> tuple[list[Any], int, dict[str, int]]:
+) -> tuple[Sequence[Any], int, dict[str, int]]:
     """The rows as ``media`` says: refused, with their media dropped, or as they are.
 
     Args:
@@ -252,18 +259,22 @@ def handle_media(
             media; names the first such row and field, and how many rows hold media.
     """
     if media == "drop":
+        lazy = is_lazy(rows)  # rows read when asked for: counted here, their media dropped as they are read
         out: list[Any] = []
         dropped: Counter[str] = Counter()
         media_rows = 0
         for row in rows:
             if not isinstance(row, Mapping) or not has_media(row):
-                out.append(row)
+                if not lazy:
+                    out.append(row)
                 continue
             stripped, counts = drop_media(row)
-            out.append(stripped)
+            if not lazy:
+                out.append(stripped)
             dropped.update(counts)
             media_rows += 1
-        return out, media_rows, dict(sorted(dropped.items()))
+        kept = MappedRows(rows, _without_media) if lazy else out
+        return kept, media_rows, dict(sorted(dropped.items()))
     holding = [
         index
         for index, row in enumerate(rows)

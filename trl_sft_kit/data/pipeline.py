@@ -13,7 +13,8 @@ stage; neither needs a model for it. The names the stage's parts define (``Prepa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -26,6 +27,7 @@ from trl_sft_kit.data.mixture import (
     plan_rows,
 )
 from trl_sft_kit.data.prepared import PreparedData
+from trl_sft_kit.data.row_store import ChainedRows, is_lazy
 from trl_sft_kit.data.settings import (
     DEFAULT_SEED,
     SFTCONFIG_MAX_LENGTH,
@@ -178,7 +180,10 @@ def _prepare(settings: DataSettings, tokenizer: PreTrainedTokenizerBase) -> Prep
         train, packing = pack_dataset(train, packer, settings)
         if eval_dataset is not None and pack_eval:
             eval_dataset, eval_packing = pack_dataset(eval_dataset, packer, settings)
-    rows = [row for part in parts for row in part.rows]
+    if any(is_lazy(part.rows) for part in parts):  # rows kept on disk stay there
+        rows: Sequence[dict[str, Any]] = ChainedRows([part.rows for part in parts])
+    else:
+        rows = [row for part in parts for row in part.rows]
     return PreparedData(
         train,
         rows,

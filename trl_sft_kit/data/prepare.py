@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import attrs
 
 from trl_sft_kit.data.media import handle_media
 from trl_sft_kit.data.report import DatasetReport, SkippedRow
+from trl_sft_kit.data.row_store import MappedRows, RowStore, is_lazy
 from trl_sft_kit.data.sources import RawRows, UnreadableRow, load_rows
 from trl_sft_kit.errors import DatasetError, DatasetFormatError, RowError
 from trl_sft_kit.formats import (
@@ -42,11 +44,12 @@ class PreparedRows:
     """Canonical rows with their report."""
 
     def __init__(
-        self, rows: list[dict[str, Any]], report: DatasetReport, kept: list[int] | None = None
+        self, rows: Sequence[dict[str, Any]], report: DatasetReport, kept: Sequence[int] | None = None
     ) -> None:
         self.rows = rows
+        """A list, or for a large source a ``RowStore`` on disk (``trl_sft_kit.data.row_store``)."""
         self.report = report
-        self.kept = kept if kept is not None else list(range(len(rows)))
+        self.kept = kept if kept is not None else range(len(rows))
         """The index in the source of each kept row."""
 
 
@@ -55,13 +58,15 @@ def rename_columns(raw: RawRows, spec: DatasetSpec) -> RawRows:
     if not spec.columns:
         return raw
     mapping = dict(spec.columns)
-    rows = []
-    for row in raw.rows:
+
+    def renamed(row: Any) -> Any:
         if isinstance(row, Mapping):
-            rows.append({mapping.get(key, key): value for key, value in row.items()})
-        else:
-            rows.append(row)
-    return attrs.evolve(raw, rows=rows, owned=True)
+            return {mapping.get(key, key): value for key, value in row.items()}
+        return row
+
+    if is_lazy(raw.rows):  # rows read when asked for are renamed as they are read
+        return attrs.evolve(raw, rows=MappedRows(raw.rows, renamed))
+    return attrs.evolve(raw, rows=[renamed(row) for row in raw.rows], owned=True)
 
 
 def detect_spec_format(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Detection:
@@ -103,21 +108,27 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
             ) from None
     detection = detect_spec_format(raw, spec, options)
     registration = format_registration(detection.format)
-    rows: list[dict[str, Any]] = []
-    kept: list[int] = []
-    skipped: list[SkippedRow] = []
+    from trl_sft_kit.data.parallel import spools_to_disk
     from trl_sft_kit.data.tokenize import progress
 
+    # A large source's canonical rows go to disk as they are made: the stage holds offsets, not rows.
+    rows: list[dict[str, Any]] | RowStore = RowStore() if spools_to_disk(len(raw)) else []
+    kept: list[int] | array[int] = array("q") if isinstance(rows, RowStore) else []
+    skipped: list[SkippedRow] = []
+    shapes: dict[bool, int] = {}  # prompt-completion rows: the first of messages (True), of strings (False)
     rows_in = raw.rows
     for index, row in enumerate(progress(rows_in, "converting")):
         try:
-            rows.append(convert_row(registration, _as_object(row), options, raw.full_label(index)))
+            converted = convert_row(registration, _as_object(row), options, raw.full_label(index))
+            if "prompt" in converted:
+                shapes.setdefault(isinstance(converted["prompt"], list), len(rows))
+            rows.append(converted)
             kept.append(index)
         except RowExcludedError as exc:
             skipped.append(SkippedRow(raw.label(index), exc.field, exc.reason, bad=False))
         except RowError as exc:
             skipped.append(bad_row(exc, raw, index, spec.on_bad_rows, f"format {detection.format!r}"))
-        if raw.owned:  # the row read is let go as its canonical row is made: never both whole at once
+        if raw.owned and isinstance(rows_in, list):  # the row read is let go as its canonical row is made
             rows_in[index] = None
     report = DatasetReport(
         source=raw.name,
@@ -138,7 +149,7 @@ def convert_rows(raw: RawRows, spec: DatasetSpec, options: FormatOptions) -> Pre
             f"  rows read: {len(raw)}\n  rows skipped: {len(skipped)}\n  first skipped: {skipped[0]}",
             path=raw.name,
         )
-    _check_one_shape(rows, kept, raw)
+    _check_one_shape(shapes, kept, raw)
     return PreparedRows(rows, report, kept)
 
 
@@ -165,15 +176,16 @@ def bad_row(exc: RowError, raw: RawRows, index: int, on_bad_rows: str, kind: str
     ) from None
 
 
-def _check_one_shape(rows: list[dict[str, Any]], kept: list[int], raw: RawRows) -> None:
-    """Prompt-completion rows are all strings or all messages: TRL tokenizes a dataset one way."""
-    if "prompt" not in rows[0]:
+def _check_one_shape(shapes: Mapping[bool, int], kept: Sequence[int], raw: RawRows) -> None:
+    """Prompt-completion rows are all strings or all messages: TRL tokenizes a dataset one way.
+
+    ``shapes`` holds the first converted row whose prompt is a list of messages (``True``) and the first
+    whose prompt is a string (``False``).
+    """
+    if len(shapes) < 2:
         return
-    conversational = [isinstance(row["prompt"], list) for row in rows]
-    if all(conversational) or not any(conversational):
-        return
-    first_messages = raw.label(kept[conversational.index(True)])
-    first_strings = raw.label(kept[conversational.index(False)])
+    first_messages = raw.label(kept[shapes[True]])
+    first_strings = raw.label(kept[shapes[False]])
     raise DatasetFormatError(
         f"{raw.name} mixes prompt-completion rows of strings (e.g. {first_strings}) and of messages (e.g. "
         f"{first_messages}); TRL trains a dataset of one kind. Write every prompt and completion the same "
@@ -195,7 +207,7 @@ MESSAGE_COLUMNS = ("messages", "prompt", "completion")
 """Canonical columns that may hold lists of messages."""
 
 
-def to_dataset(rows: list[dict[str, Any]]) -> Dataset:
+def to_dataset(rows: Sequence[dict[str, Any]]) -> Dataset:
     """A ``datasets.Dataset`` of canonical rows that reads every message back as it was written.
 
     Arrow gives all the rows of a column one type: read back, a message lacking a key another message has
@@ -319,7 +331,7 @@ def _has_delicate_numbers(value: Any) -> bool:
     return False
 
 
-def json_read_back_problems(dataset: Dataset, rows: list[dict[str, Any]], labels: list[str]) -> list[str]:
+def json_read_back_problems(dataset: Dataset, rows: Sequence[dict[str, Any]], labels: list[str]) -> list[str]:
     """Rows that ``dataset`` (made by ``to_dataset``) does not read back exactly, one sentence each.
 
     Only rows with floats or very large integers in their messages are read back and compared, since only

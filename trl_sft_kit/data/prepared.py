@@ -8,6 +8,7 @@ preprocessing cache stores and loads it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,7 +35,9 @@ class PreparedData:
             a ``datasets.IterableDataset`` for streamed sources.
         rows: the canonical training rows before tokenization, source by source (for streamed sources,
             the rows read to detect the format; empty when the data came from the cache, and in a
-            ``Compiled``: ``compile()`` lets them go once tokenized).
+            ``Compiled``: ``compile()`` lets them go once tokenized). A list, or for sources of
+            ``SPOOL_MIN_ROWS`` rows and more a read-only sequence of rows kept on disk
+            (``trl_sft_kit.data.row_store``).
         report: reading, detection and conversion (of every source together for a mixture, whose shares
             are among its notes).
         tokenization: tokens, tokens carrying loss, truncation.
@@ -52,7 +55,7 @@ class PreparedData:
     """
 
     dataset: Dataset | IterableDataset = attrs.field(repr=False)
-    rows: list[dict[str, Any]] = attrs.field(repr=False)
+    rows: Sequence[dict[str, Any]] = attrs.field(repr=False)
     report: DatasetReport
     tokenization: TokenizationReport
     packing: PackingReport | None = None

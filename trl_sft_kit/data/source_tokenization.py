@@ -9,12 +9,13 @@ and line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from trl_sft_kit.data.mixture import hold_out_rows
+from trl_sft_kit.data.row_store import RowsView, is_lazy
 from trl_sft_kit.data.settings import max_length_of, num_proc_of
 from trl_sft_kit.data.source_conversion import ConvertedSource, convert_source
 from trl_sft_kit.data.tokenize import TokenizationReport, tokenize_dataset
@@ -35,7 +36,7 @@ class TokenizedSource:
     """One source's training and evaluation rows, tokenized."""
 
     converted: ConvertedSource
-    rows: list[dict[str, Any]] = attrs.field(repr=False)
+    rows: Sequence[dict[str, Any]] = attrs.field(repr=False)
     train: Dataset = attrs.field(repr=False)
     tokenization: TokenizationReport
     eval: Dataset | None = attrs.field(default=None, repr=False)
@@ -57,19 +58,19 @@ def tokenize_source(
     """Hold out (or read) the source's evaluation rows and tokenize both parts."""
     rows = source.prepared.rows
     keep = list(range(len(rows)))
-    eval_rows: list[dict[str, Any]] = []
+    eval_rows: Sequence[dict[str, Any]] = []
     eval_index: Callable[[int], int] = same_index
     eval_from: ConvertedSource | None = None
     if spec.holds_out:
         train_at, eval_at = hold_out_rows(len(rows), spec.eval, seed, index, source=source.report.source)
         keep = train_at.tolist()
         held = eval_at.tolist()
-        eval_rows = [rows[at] for at in held]
+        eval_rows = _take(rows, held)
         eval_index = held.__getitem__
     elif spec.eval is not None:
         eval_from = convert_source(spec.eval_set(), settings, tokenizer)
         eval_rows = eval_from.prepared.rows
-    train_rows = [rows[at] for at in keep] if len(keep) != len(rows) else rows
+    train_rows = _take(rows, keep) if len(keep) != len(rows) else rows
     train, tokenization = tokenize_converted(
         train_rows,
         tokenizer,
@@ -94,7 +95,7 @@ def tokenize_source(
 
 
 def tokenize_converted(
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     tokenizer: PreTrainedTokenizerBase,
     settings: DataSettings,
     source: ConvertedSource,
@@ -119,6 +120,11 @@ def tokenize_converted(
         num_proc=num_proc_of(settings),
         special_tokens_in_text=source.special_tokens_in_text,
     )
+
+
+def _take(rows: Sequence[dict[str, Any]], indices: list[int]) -> Sequence[dict[str, Any]]:
+    """Rows ``indices`` of ``rows``: a view of rows kept on disk (read once, by the tokenizer), or a list."""
+    return RowsView(rows, indices) if is_lazy(rows) else [rows[at] for at in indices]
 
 
 def same_index(index: int) -> int:

@@ -14,13 +14,15 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from trl_sft_kit.data.file_kinds import data_files, left_out_note, left_out_reason, not_regular
+from trl_sft_kit.data.line_rows import LineRows, read_lazily
+from trl_sft_kit.data.row_store import ChainedRows, is_lazy
 from trl_sft_kit.datasets_bars import datasets_bars_off
 from trl_sft_kit.errors import DataSourceError, RowError
 from trl_sft_kit.formats import json_text
@@ -59,8 +61,9 @@ class RawRows:
     """
 
     name: str
-    rows: list[Any] = attrs.field(repr=False)
-    origins: list[tuple[str, int | None, int]] = attrs.field(repr=False)
+    rows: Sequence[Any] = attrs.field(repr=False)
+    """A list, or for a large JSON Lines file its ``LineRows`` (each row parsed when read: read it once)."""
+    origins: Sequence[tuple[str, int | None, int]] = attrs.field(repr=False)
     notes: tuple[str, ...] = ()
     """What the reading itself found worth saying (files of a folder left out); the report repeats it."""
     owned: bool = False
@@ -177,20 +180,30 @@ def _read_folder(folder: Path, spec: DatasetSpec) -> RawRows:
             "data there or point .dataset() at a file.",
             path=str(folder),
         )
-    rows: list[Any] = []
-    origins: list[tuple[str, int | None, int]] = []
-    for file in files:
-        part = _read_file(file, spec)
-        rows += part.rows
-        origins += part.origins
+    parts = [_read_file(file, spec) for file in files]
     notes = (left_out_note(folder, left_out),) if left_out else ()
-    return RawRows(str(folder), rows, origins, notes, owned=True)
+    if any(is_lazy(part.rows) for part in parts):  # one large file makes the folder's rows lazy too
+        rows = ChainedRows([part.rows for part in parts])
+        origins = ChainedRows([part.origins for part in parts])
+        return RawRows(str(folder), rows, origins, notes)
+    return RawRows(
+        str(folder),
+        [row for part in parts for row in part.rows],
+        [origin for part in parts for origin in part.origins],
+        notes,
+        owned=True,
+    )
 
 
 def _read_file(path: Path, spec: DatasetSpec) -> RawRows:
     suffix = path.suffix.lower()
     name = str(path)
     skip = spec.on_bad_rows == "skip"
+    if suffix == ".jsonl" and read_lazily(path):
+        lines = LineRows(path, skip=skip)
+        if not lines:
+            raise DataSourceError(f"{name!r} holds no rows; check that it is the file you meant.", path=name)
+        return RawRows(name, lines, lines.origins())
     if suffix == ".jsonl":
         rows, origins = _read_jsonl(path, skip=skip)
     elif suffix == ".json":
@@ -236,13 +249,19 @@ def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
         RowError: a line that is not UTF-8 (its line, the byte and its offset in the file named).
         DataSourceError: the file cannot be read.
     """
+    for number, _, _, line in utf8_lines_at(path):
+        yield number, line
+
+
+def utf8_lines_at(path: Path) -> Iterator[tuple[int, int, int, str]]:
+    """``utf8_lines`` with each line's place in the file: ``(number, offset, size in bytes, line)``."""
     name = str(path)
     offset = 0
     try:
         with path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
-                    line = raw.decode("utf-8")
+                    line = decode_line(raw, number)
                 except UnicodeDecodeError as exc:
                     at = offset + exc.start
                     raise RowError(
@@ -251,10 +270,16 @@ def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
                         path=name,
                         line=number,
                     ) from None
+                yield number, offset, len(raw), line
                 offset += len(raw)
-                yield number, line.removeprefix("\ufeff") if number == 1 else line
     except OSError as exc:
         raise DataSourceError(f"cannot read {name!r}: {exc.strerror or exc}.", path=name) from exc
+
+
+def decode_line(raw: bytes, number: int) -> str:
+    """Line ``number`` of a file as text, a byte order mark dropped from line 1 (``UnicodeDecodeError``)."""
+    line = raw.decode("utf-8")
+    return line.removeprefix("\ufeff") if number == 1 else line
 
 
 def json_lines(path: Path, *, skip: bool = False) -> Iterator[tuple[int, Any]]:
@@ -267,24 +292,30 @@ def json_lines(path: Path, *, skip: bool = False) -> Iterator[tuple[int, Any]]:
     """
     for number, ended in utf8_lines(path):
         line = ended.removesuffix("\n").removesuffix("\r")
-        if not line.strip():
-            continue
-        reason: str | None = None
-        field: str | None = None
-        try:
-            row = json_text.loads(line)
-        except json.JSONDecodeError as exc:
-            reason = (
-                f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
-                "JSON object. Fix or remove the line."
-            )
-        except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
-            reason, field = f"{exc.reason} Fix or remove the line.", json_text.dotted(exc.place) or None
-        if reason is not None:
-            if not skip:
-                raise RowError(reason, path=str(path), line=number, field=field) from None
-            row = UnreadableRow(reason, field)
-        yield number, row
+        if line.strip():
+            yield number, json_line(line, str(path), number, skip=skip)
+
+
+def json_line(line: str, name: str, number: int, *, skip: bool = False) -> Any:
+    """One non-blank line of the JSON Lines file ``name`` (its ending removed), parsed.
+
+    Raises:
+        RowError: not a JSON value the kit reads, unless ``skip`` (then an ``UnreadableRow``).
+    """
+    reason: str | None = None
+    field: str | None = None
+    try:
+        return json_text.loads(line)
+    except json.JSONDecodeError as exc:
+        reason = (
+            f"not valid JSON ({exc.msg} at column {exc.colno}); each line of a .jsonl file must be one "
+            "JSON object. Fix or remove the line."
+        )
+    except json_text.JSONTextError as exc:  # NaN / Infinity, or nested too deep
+        reason, field = f"{exc.reason} Fix or remove the line.", json_text.dotted(exc.place) or None
+    if not skip:
+        raise RowError(reason, path=name, line=number, field=field) from None
+    return UnreadableRow(reason, field)
 
 
 def _read_jsonl(path: Path, *, skip: bool = False) -> tuple[list[Any], list[tuple[str, int | None, int]]]:

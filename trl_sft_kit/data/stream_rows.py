@@ -49,7 +49,7 @@ class StreamPlan:
     canonical: str
     loss: str
     skip: int
-    head_rows: list[dict[str, Any]] = attrs.field(repr=False)
+    head_rows: Sequence[dict[str, Any]] = attrs.field(repr=False)
 
 
 @attrs.frozen

@@ -24,6 +24,7 @@ training rows made by ``trl_sft_kit.data.stream_rows``; ``RowStream``, ``open_st
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -222,7 +223,7 @@ def _evaluation(
 
 def _tokenize(
     plan: StreamPlan,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     tokenizer: PreTrainedTokenizerBase,
     settings: DataSettings,
     *,
@@ -243,9 +244,9 @@ def _tokenize(
     )
 
 
-def _label(raw: RawRows, kept: list[int], index: int) -> str:
+def _label(raw: RawRows, kept: Sequence[int], index: int) -> str:
     return raw.full_label(kept[index])
 
 
-def _where(raw: RawRows, kept: list[int], index: int) -> dict[str, Any]:
+def _where(raw: RawRows, kept: Sequence[int], index: int) -> dict[str, Any]:
     return raw.where(kept[index])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ def prepare_vision_data(spec: DatasetSpec) -> tuple[list[dict[str, Any]], Datase
     """
     raw = rename_columns(load_rows(spec), spec)
     media_rows, media_dropped = 0, dict[str, int]()
-    rows_in: list[Any] = raw.rows
+    rows_in: Sequence[Any] = raw.rows
     if spec.media == "drop":
         rows_in, media_rows, media_dropped = handle_media(raw.rows, "drop", source=raw.name, where=raw.where)
     rows: list[dict[str, Any]] = []
