@@ -226,3 +226,29 @@ def test_a_large_file_is_read_lazily_by_default(tmp_path: Path) -> None:
     assert is_lazy(load_rows(DatasetSpec(source=str(path))).rows)
     small = _write(tmp_path / "small.jsonl", [{"text": "y"}])
     assert not is_lazy(load_rows(DatasetSpec(source=str(small))).rows)
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_rows_taken_a_part_at_a_time_are_arrow_s_take(monkeypatch: pytest.MonkeyPatch, spooled: bool) -> None:
+    """Mixing and shuffling take rows chunk by chunk (``take_rows``): the rows of ``Table.take``, in order."""
+    import numpy as np
+    import pyarrow as pa
+
+    from trl_sft_kit import arrow_spool
+
+    table = pa.concat_tables(
+        pa.table(
+            {"input_ids": [[start + i] * (i % 5) for i in range(40)], "n": list(range(start, start + 40))}
+        )
+        for start in range(0, 400, 40)
+    )
+    assert table.column("input_ids").num_chunks == 10
+    indices = np.random.default_rng(0).integers(0, table.num_rows, 700)  # repeats, every chunk, any order
+    monkeypatch.setattr(arrow_spool, "TAKE_PART_ROWS", 64)
+    monkeypatch.setattr(arrow_spool, "SPOOL_MIN_BYTES", 0 if spooled else 1 << 60)
+    before = pa.total_allocated_bytes()
+    taken = arrow_spool.take_rows(table, indices)
+    held = pa.total_allocated_bytes() - before
+    assert taken.to_pydict() == table.take(pa.array(indices)).to_pydict()
+    assert held == 0 if spooled else held > 0  # spooled, the rows are memory-mapped
+    assert arrow_spool.take_rows(table, []).num_rows == 0

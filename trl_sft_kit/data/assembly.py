@@ -24,27 +24,30 @@ __all__ = ["concatenate", "mix_datasets", "pack_dataset", "shuffle_dataset"]
 
 def mix_datasets(datasets: list[Dataset], taken: list[int], seed: int) -> Dataset:
     """The rows each source gives (repeated or sampled), concatenated and shuffled by the seed."""
+    import numpy as np
     import pyarrow as pa
 
+    from trl_sft_kit.arrow_spool import take_rows as take_table_rows
     from trl_sft_kit.packing.packers import derived_dataset
 
-    tables = []
+    chosen = []
+    first = 0
     for index, (dataset, wanted) in enumerate(zip(datasets, taken, strict=True)):
-        chosen = take_rows(len(dataset), wanted, rng_for(seed, 2, index))
-        tables.append(_table(dataset).take(pa.array(chosen)))
-    table = pa.concat_tables(tables)
-    order = rng_for(seed, 3).permutation(table.num_rows)
-    return derived_dataset(datasets, table.take(pa.array(order)), f"mix:{taken}:{seed}")
+        chosen.append(first + np.asarray(take_rows(len(dataset), wanted, rng_for(seed, 2, index)), np.int64))
+        first += len(dataset)
+    picked = np.concatenate(chosen) if chosen else np.empty(0, np.int64)
+    order = rng_for(seed, 3).permutation(picked.size)
+    table = pa.concat_tables([_table(dataset) for dataset in datasets])  # no copy: the sources' chunks
+    return derived_dataset(datasets, take_table_rows(table, picked[order]), f"mix:{taken}:{seed}")
 
 
 def shuffle_dataset(dataset: Dataset, seed: int) -> Dataset:
     """``shuffle_dataset=True``: the training rows in an order drawn from the data seed (before packing)."""
-    import pyarrow as pa
-
+    from trl_sft_kit.arrow_spool import take_rows as take_table_rows
     from trl_sft_kit.packing.packers import derived_dataset
 
     order = rng_for(seed, 4).permutation(len(dataset))
-    return derived_dataset([dataset], _table(dataset).take(pa.array(order)), f"shuffle:{seed}")
+    return derived_dataset([dataset], take_table_rows(_table(dataset), order), f"shuffle:{seed}")
 
 
 def concatenate(datasets: list[Dataset]) -> Dataset:

@@ -17,19 +17,17 @@ the parent alone decides, and nothing is written to disk by a worker.
 from __future__ import annotations
 
 import collections
-import contextlib
 import gc
 import itertools
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from trl_sft_kit.arrow_spool import ArrowSpool
 from trl_sft_kit.errors import RecipeError
 
 __all__ = [
@@ -200,56 +198,6 @@ def _ignore_sigint() -> None:
 def _run(bounds: tuple[int, int]) -> Any:
     assert _TASK is not None  # set before the pool forked
     return _TASK(*bounds)
-
-
-class ArrowSpool:
-    """Tables written one by one to an Arrow stream file on disk, read back memory-mapped.
-
-    The shards of a large dataset go to disk as they arrive, so this process holds one shard's tokens at a
-    time, not the whole dataset's; the result is a memory-mapped table. The file lives in a private
-    temporary folder that is removed once the table is mapped (Linux keeps a mapped file readable after it
-    is unlinked) or when preparation stops (an error, Ctrl-C): nothing is left half-written.
-    """
-
-    def __init__(self) -> None:
-        self._folder: str | None = None
-        self._sink: Any = None
-        self._writer: Any = None
-
-    def write(self, table: Any) -> None:
-        """Append ``table`` (all tables share one schema)."""
-        import pyarrow as pa
-
-        if self._writer is None:
-            self._folder = tempfile.mkdtemp(prefix="trl-sft-kit-shards-")
-            self._sink = pa.OSFile(os.path.join(self._folder, "shards.arrow"), "wb")
-            self._writer = pa.ipc.new_stream(self._sink, table.schema)
-        self._writer.write_table(table)
-
-    def read(self) -> Any:
-        """The tables written, as one memory-mapped Arrow table; the file is removed."""
-        import pyarrow as pa
-
-        assert self._writer is not None and self._folder is not None
-        self._writer.close()
-        self._sink.close()
-        self._writer = None
-        try:
-            with pa.memory_map(os.path.join(self._folder, "shards.arrow")) as source:
-                return pa.ipc.open_stream(source).read_all()
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        """Close and remove the file, if any (safe to call twice)."""
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-                self._sink.close()
-            self._writer = None
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
 
 
 def spools_to_disk(rows: int) -> bool:

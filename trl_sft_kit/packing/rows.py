@@ -5,12 +5,19 @@ per-row offsets; the sequences (or pieces of them) are laid out in their packed 
 (offset and size per piece, no copy), flattened once (one contiguous copy per piece), and the packed rows
 are a ``ListArray`` of those values with one offset per row. Every token-aligned column (``input_ids``,
 ``labels``, masks) goes through the same permutation, so a token keeps its label.
+
+The packed rows are made a part (``PACK_PART_TOKENS``) at a time, each from only the rows it takes, read
+chunk by chunk of the input, so that no step copies every token at once; from ``PACK_SPOOL_MIN_TOKENS`` on
+the parts are written to an ``ArrowSpool`` and the result is memory-mapped.
 """
 
 from __future__ import annotations
 
+import itertools
+import sys
 from typing import TYPE_CHECKING
 
+from trl_sft_kit.arrow_spool import ArrowSpool
 from trl_sft_kit.errors import DatasetError
 from trl_sft_kit.packing.ffd import ffd_order
 from trl_sft_kit.packing.protocol import OVERFLOW_MODES, Overflow
@@ -24,6 +31,12 @@ if TYPE_CHECKING:
 __all__ = ["SEQ_LENGTHS", "pack_table", "sequence_lengths", "token_columns"]
 
 SEQ_LENGTHS = "seq_lengths"
+
+PACK_PART_TOKENS = 1 << 22
+"""Packed rows are gathered a part of about this many tokens at a time."""
+
+PACK_SPOOL_MIN_TOKENS = 1 << 24
+"""From this many packed tokens on, the packed parts are written to an Arrow file and memory-mapped."""
 
 
 def token_columns(table: pa.Table) -> tuple[str, ...]:
@@ -133,13 +146,34 @@ def pack_table(
     row_ends = token_ends[np.cumsum(per_row) - 1] if n_rows else np.empty(0, np.int64)
     row_offsets = np.concatenate(([0], row_ends))
 
-    arrays = [
-        _gather(table.column(name), rows[piece_row[layout]], piece_start[layout], laid_len, row_offsets)
-        for name in columns
-    ]
-    seq_offsets = pa.array(np.concatenate(([0], np.cumsum(per_row))).astype(np.int32))
-    arrays.append(pa.ListArray.from_arrays(seq_offsets, pa.array(laid_len.astype(np.int32))))
-    packed = pa.Table.from_arrays(arrays, names=[*columns, SEQ_LENGTHS])
+    piece_ends = np.concatenate(([0], np.cumsum(per_row)))  # row r holds pieces [piece_ends[r], [r + 1])
+    spool = ArrowSpool() if spools_packed_rows(int(row_offsets[-1])) else None
+    parts = []
+    try:
+        # A part of the packed rows at a time, each gathered from only the rows it takes: never a copy of
+        # every token at once (the tokenized columns are often memory-mapped, in many chunks).
+        for first, last in _row_parts(row_offsets):
+            pieces = slice(int(piece_ends[first]), int(piece_ends[last]))
+            laid = layout[pieces]
+            offsets = row_offsets[first : last + 1] - row_offsets[first]
+            arrays = [
+                _gather_rows(
+                    table.column(name), rows[piece_row[laid]], piece_start[laid], laid_len[pieces], offsets
+                )
+                for name in columns
+            ]
+            seq_offsets = pa.array((piece_ends[first : last + 1] - piece_ends[first]).astype(np.int32))
+            arrays.append(pa.ListArray.from_arrays(seq_offsets, pa.array(laid_len[pieces].astype(np.int32))))
+            part = pa.Table.from_arrays(arrays, names=[*columns, SEQ_LENGTHS])
+            if spool is not None:
+                spool.write(part)
+            else:
+                parts.append(part)
+    except BaseException:
+        if spool is not None:
+            spool.discard()
+        raise
+    packed = spool.read() if spool is not None else pa.concat_tables(parts)
 
     overlong = lengths > max_length
     report = PackingReport(
@@ -181,6 +215,47 @@ def _pieces(
     first = np.cumsum(count) - count
     start = (np.arange(row.size, dtype=np.int64) - np.repeat(first, count)) * max_length
     return row, start, np.minimum(lengths[row] - start, max_length)
+
+
+def spools_packed_rows(tokens: int) -> bool:
+    """Whether packed rows of ``tokens`` tokens go to an ``ArrowSpool`` (Linux, ``PACK_SPOOL_MIN_TOKENS``)."""
+    return sys.platform.startswith("linux") and tokens >= PACK_SPOOL_MIN_TOKENS
+
+
+def _row_parts(row_offsets: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Packed rows ``[first, last)`` of about ``PACK_PART_TOKENS`` tokens each (one part when no rows)."""
+    import numpy as np
+
+    n_rows = row_offsets.size - 1
+    if n_rows == 0:
+        return [(0, 0)]
+    cuts = np.searchsorted(row_offsets, np.arange(PACK_PART_TOKENS, int(row_offsets[-1]), PACK_PART_TOKENS))
+    bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n_rows), [n_rows])))
+    return [(int(first), int(last)) for first, last in itertools.pairwise(bounds)]
+
+
+def _gather_rows(
+    column: pa.ChunkedArray,
+    rows: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    sizes: NDArray[np.int64],
+    row_offsets: NDArray[np.int64],
+) -> pa.Array:
+    """``_gather`` of a part of the packed rows, reading only the rows of ``column`` the part takes."""
+    import numpy as np
+    import pyarrow as pa
+
+    taken, at = np.unique(rows, return_inverse=True)  # sorted: each chunk's rows are one run of them
+    # Chunk by chunk: Arrow's take on a chunked list column joins every chunk first, a copy of the column.
+    ends = np.cumsum([len(chunk) for chunk in column.chunks], dtype=np.int64)
+    bounds = np.searchsorted(taken, np.concatenate(([0], ends)))
+    runs = []
+    for number, chunk in enumerate(column.chunks):
+        if bounds[number + 1] > bounds[number]:
+            local = taken[bounds[number] : bounds[number + 1]] - (ends[number] - len(chunk))
+            runs.append(chunk.take(pa.array(local)))
+    rows_taken = pa.chunked_array(runs, type=column.type) if runs else column.slice(0, 0)
+    return _gather(rows_taken, at.astype(np.int64), starts, sizes, row_offsets)
 
 
 def _gather(

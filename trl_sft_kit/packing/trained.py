@@ -36,15 +36,28 @@ IGNORE_INDEX = -100
 def trained_counts(
     labels: pa.ChunkedArray, rows: NDArray[np.int64], starts: NDArray[np.int64], sizes: NDArray[np.int64]
 ) -> NDArray[np.int64]:
-    """Labels other than ``-100`` in ``sizes[i]`` values of row ``rows[i]`` from ``starts[i]``, per ``i``."""
+    """Labels other than ``-100`` in ``sizes[i]`` values of row ``rows[i]`` from ``starts[i]``, per ``i``.
+
+    Counted chunk by chunk of ``labels``: a table of spooled shards is never copied whole into memory.
+    """
     import numpy as np
 
-    lists = labels.combine_chunks() if labels.num_chunks != 1 else labels.chunk(0)
-    offsets = lists.offsets.to_numpy().astype(np.int64)
-    flat = lists.values.to_numpy(zero_copy_only=False)
-    running = np.concatenate(([0], np.cumsum(flat != IGNORE_INDEX, dtype=np.int64)))
-    begin = offsets[rows] + starts
-    return np.asarray(running[begin + sizes] - running[begin], dtype=np.int64)
+    counts = np.zeros(rows.size, np.int64)
+    ends = np.cumsum([len(chunk) for chunk in labels.chunks], dtype=np.int64)
+    which = np.searchsorted(ends, rows, side="right")  # the chunk of each row
+    order = np.argsort(which, kind="stable")
+    cuts = np.searchsorted(which[order], np.arange(len(ends) + 1))
+    for number, chunk in enumerate(labels.chunks):
+        at = order[cuts[number] : cuts[number + 1]]
+        if not at.size:
+            continue
+        offsets = chunk.offsets.to_numpy().astype(np.int64)
+        flat = chunk.values.to_numpy(zero_copy_only=False)
+        running = np.concatenate(([0], np.cumsum(flat != IGNORE_INDEX, dtype=np.int64)))
+        first_row = ends[number] - len(chunk)
+        begin = offsets[rows[at] - first_row] + starts[at]
+        counts[at] = running[begin + sizes[at]] - running[begin]
+    return counts
 
 
 def drop_untrained(
@@ -65,7 +78,8 @@ def drop_untrained(
 
     Returns:
         The trimmed table (``columns`` only, no indices mapping), the number of whole sequences dropped
-        and the number of pieces dropped from sequences that keep others.
+        and the number of pieces dropped from sequences that keep others. When nothing is dropped,
+        ``table`` itself and two zeros (no copy made; the caller keeps its dataset as it is).
     """
     import numpy as np
     import pyarrow as pa
@@ -78,6 +92,8 @@ def drop_untrained(
     if overflow == "truncate":
         trained = trained_counts(labels, rows, np.zeros(rows.size, np.int64), np.minimum(lengths, max_length))
         keep = trained > 0
+        if keep.all():  # nothing to drop: no copy of the rows
+            return table, 0, 0
         kept = table.select(list(columns)).take(pa.array(rows[keep]))
         return kept, int((~keep).sum()), 0
     count = -(-lengths // max_length)
@@ -90,7 +106,7 @@ def drop_untrained(
     dropped_rows = int((kept_per_row == 0).sum())
     dropped_pieces = int((~useful).sum()) - int(count[kept_per_row == 0].sum())
     if useful.all():
-        return table.select(list(columns)).take(pa.array(rows)), 0, 0
+        return table, 0, 0
     row_of = rows[piece_row[useful]]
     start, size = piece_start[useful], piece_len[useful]
     totals = np.bincount(piece_row[useful], weights=size, minlength=rows.size).astype(np.int64)
