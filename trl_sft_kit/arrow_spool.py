@@ -11,9 +11,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["ArrowSpool", "take_rows"]
+__all__ = ["ArrowSpool", "join_tables", "take_rows"]
 
 
 class ArrowSpool:
@@ -93,9 +94,8 @@ def take_rows(table: Any, indices: Any) -> Any:
     ends = np.cumsum([batch.num_rows for batch in batches], dtype=np.int64)
     row_bytes = table.nbytes / table.num_rows if table.num_rows else 0.0
     large = sys.platform.startswith("linux") and row_bytes * indices.size >= SPOOL_MIN_BYTES
-    spool = ArrowSpool() if large else None
-    parts = []
-    try:
+
+    def parts() -> Iterator[Any]:
         for start in range(0, max(indices.size, 1), TAKE_PART_ROWS):
             wanted = indices[start : start + TAKE_PART_ROWS]
             order = np.argsort(wanted, kind="stable")
@@ -109,13 +109,24 @@ def take_rows(table: Any, indices: Any) -> Any:
             gathered = pa.concat_tables(runs).combine_chunks() if runs else table.slice(0, 0)
             back = np.empty_like(order)
             back[order] = np.arange(order.size)
-            part = gathered.take(pa.array(back))  # the part's rows in the order asked for
-            if spool is not None:
-                spool.write(part)
-            else:
-                parts.append(part)
+            yield gathered.take(pa.array(back))  # the part's rows in the order asked for
+
+    return join_tables(parts(), to_disk=large)
+
+
+def join_tables(tables: Iterable[Any], *, to_disk: bool) -> Any:
+    """``tables`` (at least one, one schema) as one table: with ``to_disk``, each written to an
+    ``ArrowSpool`` as it comes and the whole memory-mapped (removed on an error or Ctrl-C); else
+    concatenated."""
+    import pyarrow as pa
+
+    if not to_disk:
+        return pa.concat_tables(list(tables))
+    spool = ArrowSpool()
+    try:
+        for table in tables:
+            spool.write(table)
     except BaseException:
-        if spool is not None:
-            spool.discard()
+        spool.discard()
         raise
-    return spool.read() if spool is not None else pa.concat_tables(parts)
+    return spool.read()

@@ -17,13 +17,15 @@ import itertools
 import sys
 from typing import TYPE_CHECKING
 
-from trl_sft_kit.arrow_spool import ArrowSpool
+from trl_sft_kit.arrow_spool import join_tables
 from trl_sft_kit.errors import DatasetError
 from trl_sft_kit.packing.ffd import ffd_order
 from trl_sft_kit.packing.protocol import OVERFLOW_MODES, Overflow
 from trl_sft_kit.packing.report import PackingReport
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import pyarrow as pa
     from numpy.typing import NDArray
@@ -147,9 +149,8 @@ def pack_table(
     row_offsets = np.concatenate(([0], row_ends))
 
     piece_ends = np.concatenate(([0], np.cumsum(per_row)))  # row r holds pieces [piece_ends[r], [r + 1])
-    spool = ArrowSpool() if spools_packed_rows(int(row_offsets[-1])) else None
-    parts = []
-    try:
+
+    def parts() -> Iterator[pa.Table]:
         # A part of the packed rows at a time, each gathered from only the rows it takes: never a copy of
         # every token at once (the tokenized columns are often memory-mapped, in many chunks).
         for first, last in _row_parts(row_offsets):
@@ -164,16 +165,9 @@ def pack_table(
             ]
             seq_offsets = pa.array((piece_ends[first : last + 1] - piece_ends[first]).astype(np.int32))
             arrays.append(pa.ListArray.from_arrays(seq_offsets, pa.array(laid_len[pieces].astype(np.int32))))
-            part = pa.Table.from_arrays(arrays, names=[*columns, SEQ_LENGTHS])
-            if spool is not None:
-                spool.write(part)
-            else:
-                parts.append(part)
-    except BaseException:
-        if spool is not None:
-            spool.discard()
-        raise
-    packed = spool.read() if spool is not None else pa.concat_tables(parts)
+            yield pa.Table.from_arrays(arrays, names=[*columns, SEQ_LENGTHS])
+
+    packed = join_tables(parts(), to_disk=spools_packed_rows(int(row_offsets[-1])))
 
     overlong = lengths > max_length
     report = PackingReport(
